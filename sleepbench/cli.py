@@ -1,0 +1,161 @@
+"""Command line: ``sleepbench list | prepare | bench | leaderboard | synth | download``.
+
+Everything after the named options is an omegaconf dotlist applied to the task config, e.g.
+``sleepbench bench --task apnea_ecg data.root=/data/apnea-ecg trainer.max_epochs=25``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sleepbench.registry import get_task, task_names
+
+log = logging.getLogger("sleepbench")
+
+
+def _tasks(args: argparse.Namespace) -> list[str]:
+    names = args.task or task_names()
+    for n in names:
+        get_task(n)  # fail early on a typo, listing the registered names
+    return names
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print every registered task with its dataset, modality, paper and protocols."""
+    for name in task_names():
+        s = get_task(name).spec
+        print(
+            f"{s.name}\n  dataset:   {s.dataset}\n  modality:  {s.modality}\n  model:     {s.model}\n"
+            f"  paper:     {s.paper}\n  protocols: {', '.join(s.protocols)} (default {s.protocols[0]})\n"
+            f"  primary:   {s.primary_metric}"
+        )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Resolve the data (synthetic if absent) and build the caches."""
+    from sleepbench.config import load_config
+    from sleepbench.train import resolve_data
+
+    for name in _tasks(args):
+        task = get_task(name)
+        cfg = load_config(name, args.overrides, task.folder)
+        cfg.protocol = cfg.protocol or task.spec.protocols[0]
+        cfg = resolve_data(cfg, task, args.overrides)
+        dm = task.datamodule(cfg)
+        dm.setup("fit")
+        print(
+            f"{name}: cache {dm.cache_file} ({len(dm.store.records)} records, "
+            f"{len(dm.store.skipped)} skipped)"
+        )
+        for rid, why in dm.store.skipped:
+            print(f"  skipped {rid}: {why}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Train + test each task, append result rows, write the leaderboard."""
+    from sleepbench.config import load_config
+    from sleepbench.leaderboard import write_leaderboard
+    from sleepbench.train import run
+
+    rows = []
+    for name in _tasks(args):
+        rows += run(name, args.overrides)
+    cfg = load_config(_tasks(args)[0], args.overrides)
+    results = Path(cfg.output.results)
+    board = write_leaderboard(results, Path(cfg.output.leaderboard))
+    for row in rows:
+        synthetic = " [SYNTHETIC DATA]" if row.get("data", {}).get("synthetic") else ""
+        m = row["metrics"]
+        shown = ", ".join(f"{k}={v:.3f}" for k, v in sorted(m.items()) if k.startswith("test/"))[
+            :400
+        ]
+        print(f"{row['key']}{synthetic}: {shown}")
+    print(f"result rows: {results.resolve()}")
+    print(f"leaderboard: {board.resolve()} (+ {board.with_suffix('.html').name})")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """Rewrite the leaderboard from the results store."""
+    from sleepbench.leaderboard import write_leaderboard
+
+    out = write_leaderboard(Path(args.results), Path(args.out))
+    print(out.read_text())
+    print(f"leaderboard: {out.resolve()}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Write a synthetic dataset in the real file format."""
+    from sleepbench.config import apply_synthetic_overrides, load_config
+
+    for name in _tasks(args):
+        task = get_task(name)
+        cfg = apply_synthetic_overrides(
+            load_config(name, args.overrides, task.folder), args.overrides
+        )
+        out = Path(args.out) / task.spec.dataset if len(_tasks(args)) > 1 else Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        manifest = task.write_synthetic(out, cfg)
+        print(f"{name}: wrote {len(manifest.get('records', manifest))} synthetic records to {out}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    """Download a task's dataset (or copy it from a local folder), verified by checksums."""
+    task = get_task(args.task_name)
+    if task.download is None:
+        print(f"{args.task_name}: no download available; see data_cards/{task.spec.dataset}.md")
+        return 1
+    dest = Path(args.dest) if args.dest else None
+    task.download(dest, Path(args.offline_from) if args.offline_from else None)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    p = argparse.ArgumentParser(prog="sleepbench", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered tasks").set_defaults(fn=cmd_list)
+    for name, fn, help_ in (
+        ("prepare", cmd_prepare, "build caches (synthetic data if none)"),
+        ("bench", cmd_bench, "train + test, store results, write leaderboard"),
+        ("synth", cmd_synth, "write a synthetic dataset in the real format"),
+    ):
+        sp = sub.add_parser(name, help=help_)
+        sp.add_argument("--task", action="append", help="task name (repeatable; default: all)")
+        if name == "synth":
+            sp.add_argument("--out", required=True, help="output folder")
+        sp.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. trainer.max_epochs=5")
+        sp.set_defaults(fn=fn)
+    lb = sub.add_parser("leaderboard", help="rewrite the leaderboard from the results store")
+    lb.add_argument("--results", default="results/results.jsonl")
+    lb.add_argument("--out", default="results/leaderboard.md")
+    lb.set_defaults(fn=cmd_leaderboard)
+    dl = sub.add_parser("download", help="download a dataset, verified by checksums")
+    dl.add_argument("task_name")
+    dl.add_argument("--dest", help="target folder (default $SLEEPBENCH_DATA/<dataset>)")
+    dl.add_argument("--offline-from", help="copy from this local folder instead of the internet")
+    dl.set_defaults(fn=cmd_download)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sleepbench`` command."""
+    args = build_parser().parse_args(argv)
+    # only our own logger: Lightning already prints its messages through its own handler
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

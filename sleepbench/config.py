@@ -1,0 +1,95 @@
+"""Run configuration: base defaults < task ``config.yaml`` < command-line dotlist overrides.
+
+The resolved config is saved with every run and hashed into the run key, so the same key always
+means the same experiment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+BASE_CONFIG = Path(__file__).with_name("base.yaml")
+
+# keys that change where or how fast a run goes, not what it computes: left out of the run hash
+_RUNTIME_KEYS = (
+    "force",
+    "data.cache_dir",
+    "data.build_workers",
+    "data.num_workers",
+    "trainer.enable_progress_bar",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "trainer.strategy",
+    "trainer.accelerator",
+    "logger",
+    "output",
+)
+
+
+def load_config(
+    task_name: str, overrides: Sequence[str] = (), task_folder: Path | None = None
+) -> DictConfig:
+    """Compose the config of one run.
+
+    Args:
+        task_name: registered task name.
+        overrides: omegaconf dotlist (``["trainer.max_epochs=5", "data.root=/data"]``).
+        task_folder: folder holding the task's ``config.yaml`` (looked up in the registry if None).
+
+    Returns:
+        The merged config, with ``task`` set and ``protocol`` defaulted to the task's first one.
+    """
+    if task_folder is None:
+        from sleepbench.registry import get_task
+
+        task_folder = get_task(task_name).folder
+    cfg = OmegaConf.merge(
+        OmegaConf.load(BASE_CONFIG),
+        OmegaConf.load(task_folder / "config.yaml"),
+        OmegaConf.from_dotlist(list(overrides)),
+    )
+    cfg.task = task_name
+    return cfg
+
+
+def apply_synthetic_overrides(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:
+    """Return ``cfg`` with its ``synthetic_overrides`` applied, command-line overrides still on top."""
+    return OmegaConf.merge(
+        cfg, cfg.get("synthetic_overrides") or {}, OmegaConf.from_dotlist(list(overrides))
+    )
+
+
+def default_cache_dir() -> Path:
+    """``$SLEEPBENCH_CACHE`` or ``~/.cache/sleepbench``."""
+    env = os.environ.get("SLEEPBENCH_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "sleepbench"
+
+
+def default_data_root(dataset: str) -> Path:
+    """``$SLEEPBENCH_DATA/<dataset>`` (``./data/<dataset>`` when the variable is unset)."""
+    return Path(os.environ.get("SLEEPBENCH_DATA", "data")) / dataset
+
+
+def to_plain(cfg: DictConfig) -> dict[str, Any]:
+    """Resolved config as plain Python containers (for JSON, W&B, hashing)."""
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """12-hex digest of what the run computes (runtime-only keys removed)."""
+    plain = to_plain(cfg)
+    for dotted in _RUNTIME_KEYS:
+        node = plain
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.get(p, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,0 +1,25 @@
+"""The one error type every reader and preprocessing step raises for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RecordingError(Exception):
+    """A recording (or one of its files) cannot be used.
+
+    Args:
+        path: the offending file (or record stem).
+        reason: what is wrong, in words a user can act on ("truncated .dat: 12 of 48 bytes").
+
+    A bulk cache build catches this, lists ``(record, reason)`` in its ``skipped`` table and goes
+    on with the next recording; anything else that goes wrong is a bug and propagates.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep (path, reason) through multiprocessing pickling
+        return (type(self), (self.path, self.reason))

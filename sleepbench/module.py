@@ -1,0 +1,73 @@
+"""The LightningModule base every task extends: network + loss + metrics + timing.
+
+Networks are plain ``nn.Module``s; this class adds only training glue. A task subclass defines
+``training_step`` / ``validation_step`` / ``test_step`` with its loss and metric updates and calls
+:meth:`timed_forward` in ``test_step`` so inference latency is measured the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from omegaconf import DictConfig
+from torch import nn
+
+
+class BenchModule(pl.LightningModule):
+    """Base module.
+
+    Args:
+        net: the task's network.
+        cfg: the run config (``optim.*`` read by subclasses).
+        window_s: seconds of signal per test window (for ms per hour of signal).
+
+    Class attributes ``monitor`` / ``monitor_mode`` name the validation metric that picks the best
+    checkpoint. After testing, :attr:`test_artifacts` holds non-scalar outputs (confusion matrices,
+    per-record tables) that the trainer saves with the run.
+    """
+
+    monitor: str = "val/loss"
+    monitor_mode: str = "min"
+
+    def __init__(self, net: nn.Module, cfg: DictConfig, window_s: float) -> None:
+        super().__init__()
+        self.net = net
+        self.cfg = cfg
+        self.window_s = float(window_s)
+        self.test_artifacts: dict[str, Any] = {}
+        self._infer_s = 0.0
+        self._infer_windows = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Network output for a batch."""
+        return self.net(x)
+
+    def timed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``forward`` with its wall time added to the inference-latency tally."""
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        t0 = time.perf_counter()
+        out = self(x)
+        if x.is_cuda:
+            torch.cuda.synchronize(x.device)
+        self._infer_s += time.perf_counter() - t0
+        self._infer_windows += x.shape[0]
+        return out
+
+    def on_test_epoch_start(self) -> None:
+        self._infer_s, self._infer_windows = 0.0, 0
+        self.test_artifacts = {}
+
+    def inference_ms_per_hour(self) -> float:
+        """Milliseconds of forward pass per hour of signal over the last test loop (this rank)."""
+        hours = self._infer_windows * self.window_s / 3600.0
+        return 1000.0 * self._infer_s / hours if hours > 0 else float("nan")
+
+    def n_params(self) -> tuple[int, int]:
+        """(total, trainable) parameter counts of the network."""
+        total = sum(p.numel() for p in self.net.parameters())
+        trainable = sum(p.numel() for p in self.net.parameters() if p.requires_grad)
+        return total, trainable

@@ -1,0 +1,1 @@
+"""Signal processing shared by the tasks: filters, resampling, scaling, spectral features."""
