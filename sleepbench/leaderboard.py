@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from sleepbench.registry import get_task, task_names
+from sleepbench.registry import get_task
 from sleepbench.results import ResultsStore
 
 
@@ -77,6 +77,8 @@ def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], l
         data = "SYNTHETIC" if synthetic else "real"
         ours = _fmt([m["metrics"].get(f"test/{primary}") for m in members])
         paper = f"{ref_metrics[primary]:.3f}" if primary in ref_metrics else "–"
+        if paper != "–" and ref.get("protocol") != protocol:
+            paper += f" ({ref.get('protocol')} protocol)"  # not like for like: say so
         overview.append([task, model, protocol, data, str(len(members)), primary, ours, paper])
         line = [model, protocol, tags or "–", data, str(len(members))]
         line += [_fmt([m["metrics"].get(f"test/{c}") for m in members]) for c in cols]
@@ -188,5 +190,3 @@ def write_leaderboard(results: Path, out_md: Path) -> Path:
         plot_task(task, rows, out_md.with_name(f"{out_md.stem}-{task}.png"))
     return out_md
 
-
-__all__ = ["build_tables", "plot_task", "task_names", "to_html", "to_markdown", "write_leaderboard"]

@@ -42,7 +42,8 @@ _NAN = float("nan")
 
 
 def _as_float64(x: Tensor | Sequence[float]) -> Tensor:
-    return torch.as_tensor(x).detach().to(dtype=torch.float64).reshape(-1)
+    # per-recording values are few: compute on the CPU, which also keeps devices from mixing
+    return torch.as_tensor(x).detach().cpu().to(dtype=torch.float64).reshape(-1)
 
 
 def _ratio(num: Tensor, den: Tensor) -> Tensor:
@@ -62,7 +63,7 @@ def icc(ratings: Tensor, kind: str = "2,1") -> Tensor:
     Returns:
         0-d float64 tensor; NaN when ``n < 2`` or the ratings are all identical.
     """
-    x = torch.as_tensor(ratings).detach().to(torch.float64)
+    x = torch.as_tensor(ratings).detach().cpu().to(torch.float64)
     if x.ndim != 2 or x.shape[1] < 2:
         raise ValueError(f"ratings must be (n targets, k >= 2 raters), got {tuple(x.shape)}")
     n, k = x.shape
@@ -112,7 +113,8 @@ def class_accuracy(pred_classes: Tensor, ref_classes: Tensor) -> Tensor:
     Returns:
         0-d float64 tensor (NaN for ``n == 0``).
     """
-    p, r = torch.as_tensor(pred_classes).reshape(-1), torch.as_tensor(ref_classes).reshape(-1)
+    p = torch.as_tensor(pred_classes).detach().cpu().reshape(-1)
+    r = torch.as_tensor(ref_classes).detach().cpu().reshape(-1)
     if p.shape != r.shape:
         raise ValueError(f"pred_classes {tuple(p.shape)} and ref_classes {tuple(r.shape)} differ")
     return _ratio((p == r).sum(), torch.tensor(p.numel()))
@@ -134,7 +136,7 @@ def agreement_from_indices(
             Apnea-ECG A/B/C rule); adds ``class_acc`` = :func:`class_accuracy` of the two.
 
     Returns:
-        float64 0-d tensors: ``n_records``, ``pearson_r``, ``mae``, ``icc`` (ICC(2,1)),
+        float64 0-d CPU tensors: ``n_records``, ``pearson_r``, ``mae``, ``icc`` (ICC(2,1)),
         ``icc_consistency`` (ICC(3,1)), ``ba_bias``, ``ba_loa_low``, ``ba_loa_high`` and for each
         cut-off ``c`` ``se@c``, ``sp@c``, ``acc@c`` (``c`` formatted with ``:g``, e.g. ``se@5``).
     """

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -87,7 +88,12 @@ def frames_to_events(
     if median_kernel > 1:
         # medfilt pads with 0; shift so the padding value is the background class
         shifted = (labels - background).astype(np.float64)
-        labels = np.rint(scipy.signal.medfilt(shifted, median_kernel)).astype(np.int64) + background
+        with warnings.catch_warnings():
+            # "kernel_size exceeds volume extent" for sequences shorter than the kernel: the
+            # zero (background) padding it announces is the documented behaviour
+            warnings.simplefilter("ignore", UserWarning)
+            filtered = scipy.signal.medfilt(shifted, median_kernel)
+        labels = np.rint(filtered).astype(np.int64) + background
     change = np.flatnonzero(np.diff(labels)) + 1
     starts = np.concatenate([[0], change])
     ends = np.concatenate([change, [labels.size]])
@@ -106,7 +112,7 @@ def frames_to_events(
         else:
             merged.append([int(start), int(end), label])
     return [
-        EventSpan(start * frame_s, end * frame_s, label)
+        EventSpan(float(start * frame_s), float(end * frame_s), int(label))
         for start, end, label in merged
         if (end - start) * frame_s >= min_duration_s - _EPS_S
     ]
@@ -234,7 +240,9 @@ class EventIoU(Metric):
       reference is only run-length encoded (reference events are already scored events). Frames
       whose target equals ``ignore_index`` are set to background in both before conversion.
       Feed whole stitched nights; per-window sequences cut events at window borders.
-    * ``update_events(pred_events, ref_events)``: event lists of one recording, already made.
+    * ``update(pred_events, ref_events)`` (or ``update_events``): event lists
+      ``[(onset_s, offset_s, label)]`` of one recording, used as given — e.g. a whole night
+      stitched and post-processed by the task.
 
     ``compute()`` returns ``event_iou`` (mean IoU of matched pairs), ``onset_err_s`` and
     ``offset_err_s`` (mean absolute boundary error of matched pairs, s; all three NaN when nothing
@@ -281,15 +289,24 @@ class EventIoU(Metric):
                 name, default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum"
             )
 
-    def update(self, preds: Tensor, target: Tensor) -> None:
-        """Accumulate frame-label sequences ``(T,)`` or ``(B, T)`` (see the class docstring)."""
+    def update(
+        self,
+        preds: Tensor | Sequence[Sequence[float]],
+        target: Tensor | Sequence[Sequence[float]],
+    ) -> None:
+        """Accumulate frame labels ``(T,)`` / ``(B, T)``, or one recording's event lists."""
+        if not isinstance(preds, Tensor) and not isinstance(target, Tensor):
+            self._accumulate(preds, target)
+            return
+        if not isinstance(preds, Tensor) or not isinstance(target, Tensor):
+            raise TypeError("preds and target must both be frame tensors or both event lists")
         if preds.shape != target.shape or preds.ndim not in (1, 2):
             raise ValueError(
                 f"preds {tuple(preds.shape)} and target {tuple(target.shape)} must both be (T,) "
                 "or (B, T) frame labels"
             )
-        preds, target = preds.detach().cpu().reshape(-1, preds.shape[-1]), target.detach().cpu()
-        target = target.reshape(-1, target.shape[-1])
+        preds = preds.detach().cpu().reshape(-1, preds.shape[-1])
+        target = target.detach().cpu().reshape(-1, target.shape[-1])
         if self.ignore_index is not None:
             ignored = target == self.ignore_index
             preds = preds.masked_fill(ignored, self.background)
@@ -303,13 +320,22 @@ class EventIoU(Metric):
                 median_kernel=self.median_kernel,
                 background=self.background,
             )
-            ref_events = frames_to_events(t, self.frame_s, background=self.background)
-            self.update_events(pred_events, ref_events)
+            self._accumulate(
+                pred_events, frames_to_events(t, self.frame_s, background=self.background)
+            )
 
     def update_events(
         self, pred_events: Sequence[Sequence[float]], ref_events: Sequence[Sequence[float]]
     ) -> None:
-        """Accumulate one recording's predicted and reference ``(onset_s, offset_s, label)``."""
+        """Accumulate one recording's predicted and reference ``(onset_s, offset_s, label)``.
+
+        Same as ``update(pred_events, ref_events)``; events are used as given (no post-processing).
+        """
+        self.update(pred_events, ref_events)
+
+    def _accumulate(
+        self, pred_events: Sequence[Sequence[float]], ref_events: Sequence[Sequence[float]]
+    ) -> None:
         stats = event_match_stats(ref_events, pred_events, self.iou_threshold, self.class_agnostic)
         for name in _STAT_NAMES:
             setattr(self, name, getattr(self, name) + stats[name])

@@ -40,10 +40,9 @@ def _as_1d_float(x: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _odd_samples(seconds: float, fs_hz: float) -> int:
-    """A duration in seconds as the nearest odd number of samples (at least 1)."""
-    n = seconds * fs_hz
-    return max(1, 2 * int(np.floor((n - 1) / 2 + 0.5)) + 1)
+def _round_to_odd(samples: np.ndarray) -> np.ndarray:
+    """Nearest odd integer (halves round up), at least 1."""
+    return np.maximum(1, 2 * np.floor((np.asarray(samples) - 1) / 2 + 0.5).astype(np.int64) + 1)
 
 
 def interpolate_artefacts(
@@ -138,7 +137,7 @@ def adaptive_window_lengths(
     arr = _as_1d_float(x)
     if not 0 < w_min_s <= w_max_s:
         raise ValueError(f"need 0 < w_min_s <= w_max_s, got {w_min_s} and {w_max_s}")
-    n_sigma = _odd_samples(sigma_window_s, fs_hz)
+    n_sigma = int(_round_to_odd(sigma_window_s * fs_hz))
     # centre the signal so that E[x^2] - E[x]^2 does not cancel ~96^2-sized numbers
     centred = arr - arr.mean()
     mean = ndimage.uniform_filter1d(centred, n_sigma, mode="reflect")
@@ -149,8 +148,7 @@ def adaptive_window_lengths(
     # a record without any variability contrast is all baseline: longest window everywhere
     s = np.clip((sigma - p5) / spread, 0.0, 1.0) if spread > 0 else np.zeros_like(sigma)
     w_min, w_max = w_min_s * fs_hz, w_max_s * fs_hz
-    w = w_max - s * (w_max - w_min)
-    return np.maximum(1, 2 * np.floor((w - 1) / 2 + 0.5).astype(np.int64) + 1)
+    return _round_to_odd(w_max - s * (w_max - w_min))
 
 
 def adaptive_smooth(

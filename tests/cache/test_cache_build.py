@@ -177,7 +177,9 @@ def test_build_writes_records_attrs_and_empty_skipped_table(reference) -> None:
     want = toy_preprocess(sources[3], CFG)
     np.testing.assert_array_equal(store.read(3, "x"), want.arrays["x"])
     np.testing.assert_array_equal(store.read(3, "y"), want.arrays["y"])
-    np.testing.assert_array_equal(store.read(3, "x", (..., slice(10, 20))), want.arrays["x"][:, 10:20])
+    np.testing.assert_array_equal(
+        store.read(3, "x", (..., slice(10, 20))), want.arrays["x"][:, 10:20]
+    )
     store.close()
 
 

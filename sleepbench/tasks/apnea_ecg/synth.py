@@ -72,7 +72,7 @@ _GRID_HZ: Final = 10
 _EDGE_JITTER_S: Final = 12.0
 # Support of each wave around the R peak, in samples at FS_HZ, wide enough for every record's
 # morphology and heart rate (±4 widths): P, then Q/R/S together, then T.
-_WAVE_WINDOWS: Final = (np.arange(-42, -7), np.arange(-12, 13), np.arange(0, 75))
+_WAVE_WINDOWS: Final = (np.arange(-45, -3), np.arange(-12, 13), np.arange(0, 75))
 _WAVES_IN_WINDOW: Final = ((0,), (1, 2, 3), (4,))
 
 
@@ -190,6 +190,7 @@ def record_plan(n_released: int, n_withheld: int, seed: int = 0) -> list[tuple[s
 
 
 def _draw_physiology(rng: np.random.Generator, apnea_class: str) -> _Physiology:
+    """Per-record constants: severity, heart-rate and breathing behaviour, morphology, noise."""
     lo, hi = APNEA_FRACTION_RANGE[apnea_class]
     # ECGSYN-like template (McSharry et al. 2003) in the time domain, varied per record.
     base = np.array(
@@ -233,7 +234,9 @@ def _draw_physiology(rng: np.random.Generator, apnea_class: str) -> _Physiology:
     )
 
 
-def _band_noise(rng: np.random.Generator, n: int, fs_hz: float, lo_hz: float, hi_hz: float):
+def _band_noise(
+    rng: np.random.Generator, n: int, fs_hz: float, lo_hz: float, hi_hz: float
+) -> np.ndarray:
     """Unit-variance Gaussian noise band-limited to [lo_hz, hi_hz] (shaped in the FFT domain)."""
     freqs = np.fft.rfftfreq(n, 1.0 / fs_hz)
     spectrum = rng.standard_normal(freqs.size) + 1j * rng.standard_normal(freqs.size)
@@ -261,7 +264,9 @@ def _apnea_minute_count(minutes: int, apnea_class: str, fraction: float) -> int:
     lo, hi = APNEA_FRACTION_RANGE[apnea_class]
     most = int(np.ceil(hi * minutes)) - 1 if apnea_class == "C" else int(np.floor(hi * minutes))
     least = {"A": 100, "B": 5, "C": 0}[apnea_class]
-    count = max(int(round(fraction * minutes)), min(least, most))
+    count = int(round(fraction * minutes))
+    if least <= most:
+        count = max(count, least)
     if apnea_class == "C":
         count = min(count, most, 4)
     elif apnea_class == "B":
@@ -358,7 +363,9 @@ def _interval_index(t: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.nda
     return np.where(inside, idx, -1)
 
 
-def _alpha_bumps(t: np.ndarray, onsets: np.ndarray, heights: np.ndarray, peak_s: float):
+def _alpha_bumps(
+    t: np.ndarray, onsets: np.ndarray, heights: np.ndarray, peak_s: float
+) -> np.ndarray:
     """Sum of alpha-function bumps ``h·(τ/p)·exp(1 − τ/p)`` after each onset (two latest kept)."""
     out = np.zeros_like(t)
     if onsets.size == 0:
@@ -374,7 +381,7 @@ def _alpha_bumps(t: np.ndarray, onsets: np.ndarray, heights: np.ndarray, peak_s:
     return out
 
 
-def _far_from(times: np.ndarray, start: np.ndarray, end: np.ndarray, margin_s: float):
+def _far_from(times: np.ndarray, start: np.ndarray, end: np.ndarray, margin_s: float) -> np.ndarray:
     """Mask of times at least ``margin_s`` away from every interval ``[start, end)``."""
     if start.size == 0:
         return np.ones(times.shape, dtype=bool)
@@ -670,6 +677,7 @@ def write_synthetic_apnea_ecg(
     withheld records (``x01``..) get ``.hea``/``.dat``/``.qrs`` only, and their classes and
     per-minute labels go to ``event-1-answers`` and ``event-2-answers``. ``RECORDS`` and ``list``
     name every record, one per line. Each record's signal depends only on ``seed`` and its name.
+    Files of the same names are overwritten; other files in ``root`` are left alone.
 
     Args:
         root: output folder.

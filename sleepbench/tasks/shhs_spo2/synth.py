@@ -69,7 +69,7 @@ SEVERITY_CUTS: tuple[float, float, float] = (5.0, 15.0, 30.0)
 # Target AHI (3 %-or-arousal rule) drawn per class, kept clear of the cut-offs.
 _TARGET_AHI = ((0.5, 3.5), (7.0, 12.0), (18.0, 26.0), (35.0, 45.0))
 _MIN_GAP_S = 40.0  # between one event's end and the next one's onset
-_RUN_MARGIN_S = 5.0  # no event in the first seconds of a sleep run
+_RUN_MARGIN_S = 10.0  # no event in the first seconds of a sleep run (>= 30 s wake + 10 s = gap)
 _SHHS2_FRACTION = 0.7  # share of shhs1 participants with a follow-up night
 # Stage weights for where events fall (REM-predominant, rare in slow-wave sleep).
 _EVENT_WEIGHT = {"1": 1.0, "2": 1.0, "3": 0.4, "4": 0.3, "R": 1.8}
@@ -214,8 +214,8 @@ def synth_shhs_night(
     severity = min(target_ahi / 45.0, 1.0)
 
     # ---- respiratory events: which kinds, how long, where
-    n_counted = int(rng.poisson(target_ahi * sleep_h)) if target_ahi < 5 else round(
-        target_ahi * sleep_h
+    n_counted = (
+        int(rng.poisson(target_ahi * sleep_h)) if target_ahi < 5 else round(target_ahi * sleep_h)
     )
     apnea_frac = 0.25 + 0.3 * severity
     rest = 1.0 - apnea_frac
@@ -230,7 +230,8 @@ def synth_shhs_night(
     durations = np.round(durations, 1)
     onsets = _place_events(rng, stages, durations)
     keep = np.isfinite(onsets)
-    kind, durations, onsets = kind[keep], durations[keep], np.round(onsets[keep], 1)
+    # Floor to 0.1 s (NSRR's resolution) so no event is pushed past the end of its sleep run.
+    kind, durations, onsets = kind[keep], durations[keep], np.floor(onsets[keep] * 10.0) / 10.0
     order = np.argsort(onsets)
     kind, durations, onsets = kind[order], durations[order], onsets[order]
     ends = onsets + durations
@@ -248,8 +249,8 @@ def synth_shhs_night(
     ).astype(float)
     lag = rng.uniform(18.0, 28.0, kind.size)  # event end -> nadir (circulation delay)
     nadir_t = ends + lag
-    # The fall starts during the event (>= 5 s in) or up to 10 s after it, and lasts 15-40 s.
-    fall_lo = np.maximum(lag - 10.0, 15.0)
+    # The fall starts during the event (>= 5 s in) or up to 10 s after it, and lasts 18-40 s.
+    fall_lo = np.maximum(lag - 10.0, 18.0)
     fall_hi = np.maximum(np.minimum(lag + durations - 5.0, 40.0), fall_lo)
     fall = rng.uniform(fall_lo, fall_hi)
     fall_t = nadir_t - fall
@@ -272,7 +273,9 @@ def synth_shhs_night(
             continue
         seg = t[a:b]
         x = np.clip((seg - fall_t[k]) / fall[k], 0.0, 1.0) ** 1.5
-        dip = np.where(seg <= nadir_t[k], depth[k] * x, depth[k] * np.exp(-(seg - nadir_t[k]) / tau[k]))
+        dip = np.where(
+            seg <= nadir_t[k], depth[k] * x, depth[k] * np.exp(-(seg - nadir_t[k]) / tau[k])
+        )
         deficit[a:b] = np.maximum(deficit[a:b], dip)
     noise = rng.uniform(-0.2, 0.2, n)
     spo2 = np.clip(np.round(level - deficit + noise), 0.0, 100.0)
@@ -288,10 +291,12 @@ def synth_shhs_night(
         a = int(fall_t[k])
         b = min(int(np.ceil(nadir_t[k] + 3 * tau[k])), n)
         if depth[k] > 0 and a < n:
-            base_m = float(np.median(spo2[max(a - 5, 0) : a + 1]))
+            # baseline: median of the 5 s before the fall (odd count: an integer %)
+            base_m = float(np.median(spo2[max(a - 4, 0) : a + 1]))
             nadir_m = float(spo2[a:b].min())
             if base_m - nadir_m >= 2:
-                recovered = nadir_t[k] + tau[k] * np.log(max(depth[k], 1.0))
+                # annotated from the start of the fall until back within 0.5 % of baseline
+                recovered = nadir_t[k] + tau[k] * np.log(2.0 * max(depth[k], 1.0))
                 events.append(
                     Event(
                         round(float(fall_t[k]), 1),
@@ -337,7 +342,8 @@ def synth_shhs_night(
         events.append(Event(float(s0), float(length), "SpO2 artifact"))
 
     # ---- heart rate: baseline, stage effects, surges after events, 0 when the probe is off
-    hr = float(rng.uniform(55.0, 75.0)) + 3.0 * drift
+    hr_drift = uniform_filter1d(rng.standard_normal(n), size=600, mode="nearest")
+    hr = float(rng.uniform(55.0, 75.0)) + 3.0 * hr_drift / max(float(np.std(hr_drift)), 1e-9)
     hr += uniform_filter1d(np.select([stage_s == "R", stage_s == "W"], [4.0, 6.0], 0.0), size=60)
     surge = np.zeros(n)
     for k in range(kind.size):
@@ -452,7 +458,11 @@ def write_synthetic_shhs(
                 physical_ranges={"SaO2": (0.0, 100.0), "H.R.": (0.0, 250.0)},
             )
             xml_path = write_nsrr_xml(
-                root / "polysomnography" / "annotations-events-nsrr" / visit / f"{record_id}-nsrr.xml",
+                root
+                / "polysomnography"
+                / "annotations-events-nsrr"
+                / visit
+                / f"{record_id}-nsrr.xml",
                 night.events,
                 [(i * EPOCH_S, EPOCH_S, s) for i, s in enumerate(night.stages)],
                 recording_duration_s=night.duration_s,

@@ -24,7 +24,7 @@ The night follows sleep physiology (Rechtschaffen & Kales stages, per 30-s epoch
 
 Everything is vectorised numpy: stationary stretches come from spectrally shaped noise synthesised
 in 10-s half-overlapping windows (one batched inverse FFT per channel), and transients are added
-as template matrices. A 4-h night takes a fraction of a second.
+as template matrices. A 4-h night takes well under a second on an idle core.
 """
 
 from __future__ import annotations
@@ -93,8 +93,8 @@ _EEG_BANDS: dict[str, tuple[tuple[float, float], np.ndarray, np.ndarray]] = {
     # subject's alpha peak.
     "delta": (
         (0.5, 2.0),
-        np.array([6, 10, 18, 36, 52, 9, 14, 55], dtype=np.float32),
-        np.array([4, 6, 10, 20, 30, 6, 9, 35], dtype=np.float32),
+        np.array([6, 10, 13, 25, 42, 8, 14, 55], dtype=np.float32),
+        np.array([4, 6, 8, 15, 24, 5, 9, 35], dtype=np.float32),
     ),
     "theta": (
         (4.0, 7.5),
@@ -171,8 +171,8 @@ class SubjectTraits:
         return cls(
             alpha_hz=float(rng.uniform(8.8, 11.2)),
             spindle_hz=float(rng.uniform(12.0, 14.5)),
-            amplitude=float(rng.uniform(0.8, 1.25)),
-            slow_wave=float(rng.uniform(0.75, 1.3)),
+            amplitude=float(rng.uniform(0.85, 1.15)),
+            slow_wave=float(rng.uniform(0.8, 1.2)),
             temp_c=float(rng.uniform(36.8, 37.3)),
             resp_hz=float(rng.uniform(0.22, 0.29)),
         )
@@ -192,7 +192,7 @@ def _split(total: int, weights: np.ndarray) -> np.ndarray:
 
 def _cycle(rng: np.random.Generator, n: int, p: float, first: bool, slow_wave: float) -> list[str]:
     """One NREM-REM cycle of ``n`` epochs at relative night position ``p`` in [0, 1]."""
-    frac_sws = max(0.0, (0.45 * (1.0 - p) ** 1.5 + rng.uniform(-0.04, 0.04)) * slow_wave)
+    frac_sws = max(0.0, (0.5 * (1.0 - p) ** 2.5 + rng.uniform(-0.03, 0.03)) * slow_wave)
     frac_rem = 0.10 + 0.28 * p + rng.uniform(-0.03, 0.03)
     frac_n1 = 0.0 if first else 0.04
     n_sws = round(n * min(frac_sws, 0.6))
@@ -410,9 +410,7 @@ def _add_templates(signal: np.ndarray, onsets: np.ndarray, templates: np.ndarray
     np.add.at(signal, idx[keep], templates[keep].astype(signal.dtype))
 
 
-def _spindles(
-    rng: np.random.Generator, n: int, fs: float, mean_hz: float
-) -> tuple[np.ndarray, np.ndarray]:
+def _spindles(rng: np.random.Generator, n: int, fs: float, mean_hz: float) -> np.ndarray:
     """``n`` sleep spindles: 11-16 Hz, 0.5-2 s, sin^2 (waxing-waning) envelope, 20-45 µV."""
     t = np.arange(int(2.0 * fs) + 1) / fs
     dur = rng.uniform(0.5, 2.0, n)[:, None]
@@ -420,7 +418,7 @@ def _spindles(
     amp = rng.uniform(20.0, 45.0, n)[:, None]
     env = np.where(t[None, :] < dur, np.sin(np.pi * t[None, :] / dur) ** 2, 0.0)
     phase = rng.uniform(0, 2 * np.pi, n)[:, None]
-    return amp * env * np.sin(2 * np.pi * freq * t[None, :] + phase), dur[:, 0]
+    return amp * env * np.sin(2 * np.pi * freq * t[None, :] + phase)
 
 
 def _k_complexes(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
@@ -452,10 +450,9 @@ def _sawtooth_trains(rng: np.random.Generator, n: int, fs: float) -> np.ndarray:
     return amp * ramp * sawtooth(2 * np.pi * freq * t[None, :], width=0.8)
 
 
-def _eye_steps(
-    rng: np.random.Generator, amp: np.ndarray, fs: float, rise_s: float, tau: np.ndarray
-) -> np.ndarray:
-    """Eye-movement deflections: a fast rise of ``rise_s`` then an AC-coupled decay ``tau``."""
+def _eye_steps(amp: np.ndarray, fs: float, rise_s: float, tau: np.ndarray) -> np.ndarray:
+    """Eye-movement deflections (rows): a fast rise of ``rise_s`` seconds to ``amp`` µV, then
+    the decay with time constant ``tau`` (s) that the EOG amplifier's AC coupling imposes."""
     t = np.arange(int(6.0 * fs)) / fs
     rise = np.clip(t / rise_s, 0.0, 1.0)
     decay = np.exp(-np.maximum(t[None, :] - rise_s, 0.0) / tau[:, None])
@@ -513,7 +510,8 @@ def synth_night_signals(
     nyq = 0.45 * fs_hz
 
     def shape(name: str, lo: float, hi: float) -> np.ndarray:
-        return _band_power_shape(lo, min(hi, nyq), freqs, pink=name == "pink")
+        # 1/f weighting inside the delta band makes slow waves irregular, as in real SWS.
+        return _band_power_shape(lo, min(hi, nyq), freqs, pink=name in ("pink", "delta"))
 
     # ---- EEG background: stage-dependent band powers, Pz-Oz partly shared with Fpz-Cz
     fpz_bands, pz_bands = [], []
@@ -532,7 +530,7 @@ def synth_night_signals(
     # About 40 % of K-complexes are followed by a spindle.
     kc_sp = kc_on[rng.random(kc_on.size) < 0.4] + int(0.6 * fs_hz)
     sp_all = np.concatenate([sp_on, kc_sp])
-    spindles, _ = _spindles(rng, sp_all.size, fs_hz, traits.spindle_hz)
+    spindles = _spindles(rng, sp_all.size, fs_hz, traits.spindle_hz)
     kcs = _k_complexes(rng, kc_on.size, fs_hz)
     vx_on = _event_onsets(rng, stage_idx, _VERTEX_RATE, spe)
     vertex = _vertex_waves(rng, vx_on.size, fs_hz)
@@ -552,7 +550,7 @@ def synth_night_signals(
     blinks = _blinks(rng, bl_on.size, fs_hz)
     sc_on = _event_onsets(rng, stage_idx, _SACCADE_RATE, spe)
     sc_amp = rng.uniform(40.0, 150.0, sc_on.size) * rng.choice([-1.0, 1.0], sc_on.size)
-    saccades = _eye_steps(rng, sc_amp, fs_hz, 0.05, rng.uniform(0.8, 2.0, sc_on.size))
+    saccades = _eye_steps(sc_amp, fs_hz, 0.05, rng.uniform(0.8, 2.0, sc_on.size))
     # REM: bursts of 2-8 rapid eye movements, 0.3-1 s apart, alternating direction.
     burst_on = _event_onsets(rng, stage_idx, _REM_BURST_RATE, spe)
     n_moves = rng.integers(2, 9, burst_on.size)
@@ -563,7 +561,6 @@ def synth_night_signals(
         rng.choice([-1.0, 1.0], burst_on.size), n_moves
     )
     rems = _eye_steps(
-        rng,
         sign * rng.uniform(60.0, 250.0, rem_on.size),
         fs_hz,
         0.06,
@@ -583,6 +580,7 @@ def synth_night_signals(
     # ---- 1-Hz channels
     n_s = stage_idx.size * int(EPOCH_S)
     emg = _per_second(stage_idx, _EMG_LEVEL) * rng.lognormal(0.0, 0.2, n_s).astype(np.float32)
+    # phasic REM twitches, ~1 per minute of REM (onsets in seconds: 30 "samples" per epoch)
     twitch_on = _event_onsets(rng, stage_idx, np.where(np.array(STAGES) == "R", 1.0, 0.0), 30)
     emg[np.minimum(twitch_on, n_s - 1)] += rng.uniform(8.0, 15.0, twitch_on.size)
     jitter = _per_second(stage_idx, _RESP_JITTER) * rng.standard_normal(n_s).astype(np.float32)

@@ -1,0 +1,85 @@
+"""apnea_ecg end to end on tiny synthetic data: learnability, DDP parity, resumable results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sleepbench.results import ResultsStore
+from sleepbench.train import run
+
+pytestmark = pytest.mark.integration
+
+
+def _overrides(tmp: Path) -> list[str]:
+    return [
+        f"data.cache_dir={tmp / 'cache'}",
+        f"output.runs_dir={tmp / 'runs'}",
+        f"output.results={tmp / 'results.jsonl'}",
+        f"output.splits_dir={tmp / 'splits'}",
+        f"output.leaderboard={tmp / 'leaderboard.md'}",
+        "synthetic.n_released=6",
+        "synthetic.n_withheld=3",
+        "synthetic.minutes=90",
+        "data.build_workers=1",
+        "trainer.enable_progress_bar=false",
+        "trainer.max_epochs=3",
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    tmp = tmp_path_factory.mktemp("apnea_e2e")
+    rows = run("apnea_ecg", _overrides(tmp))
+    return tmp, rows[0]
+
+
+def test_smoke_run_beats_majority_class(trained: tuple[Path, dict]) -> None:
+    _, row = trained
+    m = row["metrics"]
+    assert row["data"]["synthetic"] is True
+    assert row["protocol_tags"]["backbone"] == "random-init"
+    tp_rate, tn_rate = m["test/sens"], m["test/spec"]
+    assert m["test/auroc"] > 0.75
+    assert m["test/mcc"] > 0.3 and tp_rate > 0.3 and tn_rate > 0.5
+    assert m["test/acc"] > m["test/majority_acc"] + 0.03
+
+
+def test_finished_run_is_not_rerun(trained: tuple[Path, dict]) -> None:
+    tmp, row = trained
+    again = run("apnea_ecg", _overrides(tmp))
+    assert again[0]["key"] == row["key"] and again[0]["created"] == row["created"]
+    assert len(list(ResultsStore(tmp / "results.jsonl"))) == 1
+
+
+def _evaluate(tmp: Path, ckpt: str, devices: int) -> dict:
+    cmd = [
+        sys.executable, "-m", "sleepbench.cli", "bench", "--task", "apnea_ecg",
+        *_overrides(tmp), "trainer.max_epochs=0", f"ckpt_path={ckpt}", "trainer.accelerator=cpu",
+        f"trainer.devices={devices}", f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
+        f"output.results={tmp / f'eval{devices}.jsonl'}",
+    ]
+    env = {**os.environ, "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp)
+    assert out.returncode == 0, out.stderr[-3000:]
+    rows = [json.loads(line) for line in (tmp / f"eval{devices}.jsonl").read_text().splitlines()]
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_ddp_two_processes_match_one(trained: tuple[Path, dict]) -> None:
+    tmp, row = trained
+    ckpt = str(next((tmp / "runs").rglob("best.ckpt")))
+    one = _evaluate(tmp, ckpt, 1)
+    two = _evaluate(tmp, ckpt, 2)
+    assert two["hardware"]["world_size"] == 2 and one["hardware"]["world_size"] == 1
+    keys = [k for k in one["metrics"] if k.startswith("test/")]
+    assert keys
+    for k in keys:
+        a, b = one["metrics"][k], two["metrics"][k]
+        assert (a != a and b != b) or a == pytest.approx(b, abs=1e-6), k

@@ -1,0 +1,46 @@
+"""Registry completeness: every registered task carries everything the benchmark promises."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from omegaconf import OmegaConf
+
+from sleepbench.config import load_config
+from sleepbench.data.datamodule import CachedDataModule
+from sleepbench.registry import TASK_PACKAGES, get_task, task_names
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_task_is_complete(name: str) -> None:
+    task = get_task(name)
+    spec = task.spec
+    assert spec.name == name
+    assert spec.dataset and spec.modality and spec.paper and spec.model
+    assert spec.protocols, "a task needs at least one protocol"
+    assert spec.primary_metric in (spec.headline_metrics or (spec.primary_metric,))
+    assert issubclass(task.datamodule, CachedDataModule)
+    assert callable(task.build_module) and callable(task.write_synthetic)
+
+    cfg = load_config(name)
+    assert cfg.task == name
+    assert cfg.protocol is None or cfg.protocol in spec.protocols
+    assert OmegaConf.select(cfg, "synthetic") is not None, "a synthetic generator config is required"
+    assert OmegaConf.select(cfg, "synthetic_overrides") is not None
+
+    ref = yaml.safe_load((task.folder / "reference.yaml").read_text())
+    assert ref.get("paper") and ref.get("results"), "reference.yaml needs the paper and its numbers"
+    for entry in ref["results"]:
+        assert entry["protocol"] and entry["source"] and entry["metrics"]
+    card = REPO / "data_cards" / f"{spec.dataset}.md"
+    assert card.exists(), f"missing data card {card}"
+    text = card.read_text().lower()
+    for section in ("source", "licence", "access", "channels", "labels", "protocol", "pitfalls"):
+        assert section in text, f"data card {card.name} lacks a '{section}' section"
+
+
+def test_unknown_task_lists_registered_names() -> None:
+    with pytest.raises(KeyError, match=next(iter(TASK_PACKAGES))):
+        get_task("no_such_task")
