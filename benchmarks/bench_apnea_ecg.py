@@ -30,13 +30,18 @@ from sleepbench.tasks.apnea_ecg.synth import write_synthetic_apnea_ecg  # noqa: 
 def loader_throughput(root: Path, cache_dir: Path, n_windows: int) -> dict[str, float]:
     """Random-access windows per second: cache (lazy h5py) vs re-reading the WFDB record."""
     names = sorted(p.stem for p in root.glob("[abc]*.hea"))
-    sources = [SourceRecord(n, n, (root / f"{n}.hea", root / f"{n}.dat", root / f"{n}.apn")) for n in names]
+    sources = [
+        SourceRecord(n, n, (root / f"{n}.hea", root / f"{n}.dat", root / f"{n}.apn")) for n in names
+    ]
     t0 = time.perf_counter()
-    path = build_cache("apnea_ecg", sources, preprocess_record, {"max_nan_run_s": 10.0}, cache_dir, "bench")
+    path = build_cache(
+        "apnea_ecg", sources, preprocess_record, {"max_nan_run_s": 10.0}, cache_dir, "bench"
+    )
     build_s = time.perf_counter() - t0
     store = CacheStore(path)
     index = WindowIndex.concat(
-        regular_windows(i, int(r.attrs["n_minutes"]), MINUTE_SAMPLES) for i, r in enumerate(store.records)
+        regular_windows(i, int(r.attrs["n_minutes"]), MINUTE_SAMPLES)
+        for i, r in enumerate(store.records)
     )
     ds = WindowDataset(store, index)
     rng = np.random.default_rng(0)
@@ -88,7 +93,9 @@ def main() -> None:
         write_synthetic_apnea_ecg(root, n_released=args.records, n_withheld=0, minutes=args.minutes)
         figures = loader_throughput(root, Path(tmp) / "cache", args.windows)
     for size in ("base", "small", "tiny"):
-        figures[f"inference_ms_per_hour_{size}_{args.device}"] = inference_ms_per_hour(size, args.device)
+        figures[f"inference_ms_per_hour_{size}_{args.device}"] = inference_ms_per_hour(
+            size, args.device
+        )
     write_json("apnea_ecg", figures)
 
 

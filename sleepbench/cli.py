@@ -43,7 +43,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     for name in _tasks(args):
         task = get_task(name)
         cfg = load_config(name, args.overrides, task.folder)
-        cfg.protocol = cfg.protocol or task.spec.protocols[0]
         cfg = resolve_data(cfg, task, args.overrides)
         dm = task.datamodule(cfg)
         dm.setup("fit")

@@ -42,20 +42,25 @@ def load_config(
         task_name: registered task name.
         overrides: omegaconf dotlist (``["trainer.max_epochs=5", "data.root=/data"]``).
         task_folder: folder holding the task's ``config.yaml`` (looked up in the registry if None).
+            An unset ``protocol`` becomes the task's first (default) protocol.
 
     Returns:
         The merged config, with ``task`` set and ``protocol`` defaulted to the task's first one.
     """
     if task_folder is None:
-        from sleepbench.registry import get_task
+        from sleepbench.registry import task_folder as folder_of
 
-        task_folder = get_task(task_name).folder
+        task_folder = folder_of(task_name)
     cfg = OmegaConf.merge(
         OmegaConf.load(BASE_CONFIG),
         OmegaConf.load(task_folder / "config.yaml"),
         OmegaConf.from_dotlist(list(overrides)),
     )
     cfg.task = task_name
+    if cfg.protocol is None:
+        from sleepbench.registry import get_spec
+
+        cfg.protocol = get_spec(task_name).protocols[0]
     return cfg
 
 

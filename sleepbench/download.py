@@ -120,14 +120,16 @@ def physionet_download(
             raise FileNotFoundError(
                 f"{src_sums} missing: offline mode needs the database's checksums"
             )
-        shutil.copyfile(src_sums, sums_path)
+        if src_sums.resolve() != sums_path.resolve():  # same folder: only verify what is there
+            shutil.copyfile(src_sums, sums_path)
 
         def fetch(rel: str, target: Path) -> None:
             src = Path(offline_from) / rel
             if not src.exists():
                 raise FileNotFoundError(f"{src} missing")
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, target)
+            if src.resolve() != target.resolve():
+                shutil.copyfile(src, target)
     else:
         _fetch(base + "SHA256SUMS.txt", sums_path)
 

@@ -189,4 +189,3 @@ def write_leaderboard(results: Path, out_md: Path) -> Path:
     for task in {r["task"] for r in rows}:
         plot_task(task, rows, out_md.with_name(f"{out_md.stem}-{task}.png"))
     return out_md
-

@@ -3,17 +3,21 @@
 A task package holds ``task.py`` with a module-level ``TASK`` (a :class:`Task`), plus
 ``config.yaml`` (defaults) and ``reference.yaml`` (the paper's numbers). Adding a task means adding
 its folder and one line to :data:`TASK_PACKAGES`; nothing else changes.
+
+``task.py`` names its heavy parts (DataModule, module factory, synthetic writer) by import path
+(``"package.module:attribute"``), so listing tasks, reading configs and drawing the leaderboard
+never import torch or Lightning.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:  # imported lazily: `sleepbench list` must not pay for torch/lightning
+if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from sleepbench.data.datamodule import CachedDataModule
@@ -36,8 +40,8 @@ class TaskSpec:
         paper: short citation of the method.
         model: model name used in result rows (``"ESI-ConvNeXtV2-BiLSTM"``).
         protocols: protocol names the task supports; the first is the default.
-        primary_metric: the leaderboard's headline metric key (``"test/f1"``).
-        headline_metrics: metric keys shown in the cross-task leaderboard.
+        primary_metric: the leaderboard's headline metric key (``"f1"``, without ``test/``).
+        headline_metrics: metric keys shown in the task's leaderboard table.
     """
 
     name: str
@@ -50,39 +54,90 @@ class TaskSpec:
     headline_metrics: tuple[str, ...] = ()
 
 
+def resolve(ref: Any) -> Any:
+    """Import ``"package.module:attribute"``; any other value is returned as it is."""
+    if isinstance(ref, str) and ":" in ref:
+        module, _, attr = ref.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return ref
+
+
 @dataclass(frozen=True)
 class Task:
     """A registered task: its spec plus the factories the trainer calls.
+
+    Each factory is given as an object or as an import path ``"package.module:attribute"``
+    (resolved on first use).
 
     Args:
         spec: the task's :class:`TaskSpec`.
         datamodule: the task's :class:`~sleepbench.data.datamodule.CachedDataModule` subclass
             (called as ``datamodule(cfg)``; its ``list_sources`` tells whether data exist).
-        build_module: ``(cfg, datamodule) -> LightningModule``.
+        build_module: ``(cfg, datamodule) -> BenchModule``.
         write_synthetic: ``(root: Path, cfg) -> manifest dict``; writes a small dataset in the
             real file format under ``root``.
         extra_runs: optional ``(cfg, datamodule, result) -> list[result rows]`` for peer baselines
             evaluated on the same test data (e.g. YASA for sleep staging).
         download: optional ``(dest or None, offline_from or None) -> report`` fetching the dataset.
+        package: the task's package (set by :func:`get_task`).
     """
 
     spec: TaskSpec
-    datamodule: type[CachedDataModule]
-    build_module: Callable[[DictConfig, CachedDataModule], BenchModule]
-    write_synthetic: Callable[[Path, DictConfig], dict[str, Any]]
-    extra_runs: Callable[..., list[dict[str, Any]]] | None = None
-    download: Callable[[Path | None, Path | None], Any] | None = None
-    package: str = field(default="")
+    datamodule_ref: Any
+    build_module_ref: Any
+    write_synthetic_ref: Any
+    extra_runs_ref: Any = None
+    download_ref: Any = None
+    package: str = ""
+
+    @property
+    def datamodule(self) -> type[CachedDataModule]:
+        """The DataModule class."""
+        return resolve(self.datamodule_ref)
+
+    @property
+    def build_module(self) -> Callable[[DictConfig, CachedDataModule], BenchModule]:
+        """The LightningModule factory."""
+        return resolve(self.build_module_ref)
+
+    @property
+    def write_synthetic(self) -> Callable[[Path, DictConfig], dict[str, Any]]:
+        """The synthetic-data writer."""
+        return resolve(self.write_synthetic_ref)
+
+    @property
+    def extra_runs(self) -> Callable[..., list[dict[str, Any]]] | None:
+        """Peer-baseline runner, if any."""
+        return resolve(self.extra_runs_ref)
+
+    @property
+    def download(self) -> Callable[[Path | None, Path | None], Any] | None:
+        """Dataset downloader, if any."""
+        return resolve(self.download_ref)
 
     @property
     def folder(self) -> Path:
         """Folder of the task package (holds ``config.yaml`` and ``reference.yaml``)."""
-        return Path(importlib.import_module(self.package).__file__).parent
+        return task_folder(self.spec.name)
 
 
 def task_names() -> list[str]:
     """All registered task names, in registry order."""
     return list(TASK_PACKAGES)
+
+
+def _package(name: str) -> str:
+    if name not in TASK_PACKAGES:
+        raise KeyError(f"unknown task {name!r}; registered: {', '.join(TASK_PACKAGES)}")
+    return TASK_PACKAGES[name]
+
+
+def task_folder(name: str) -> Path:
+    """Folder of task ``name``'s package, found without importing it."""
+    spec = importlib.util.find_spec(_package(name))
+    if spec is None or not spec.submodule_search_locations:
+        raise KeyError(f"task package {_package(name)} not found")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def get_task(name: str) -> Task:
@@ -91,9 +146,7 @@ def get_task(name: str) -> Task:
     Raises:
         KeyError: ``name`` is not registered (the message lists the registered names).
     """
-    if name not in TASK_PACKAGES:
-        raise KeyError(f"unknown task {name!r}; registered: {', '.join(TASK_PACKAGES)}")
-    package = TASK_PACKAGES[name]
+    package = _package(name)
     task: Task = importlib.import_module(f"{package}.task").TASK
     if task.spec.name != name:
         raise RuntimeError(
@@ -101,3 +154,8 @@ def get_task(name: str) -> Task:
         )
     object.__setattr__(task, "package", package)
     return task
+
+
+def get_spec(name: str) -> TaskSpec:
+    """The :class:`TaskSpec` of task ``name``."""
+    return get_task(name).spec

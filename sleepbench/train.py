@@ -222,8 +222,6 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
 
     task = get_task(task_name)
     cfg = load_config(task_name, overrides, task.folder)
-    if cfg.protocol is None:
-        cfg.protocol = task.spec.protocols[0]
     if cfg.protocol not in task.spec.protocols:
         raise ValueError(
             f"{task_name} has no protocol {cfg.protocol!r}; choose from {task.spec.protocols}"

@@ -21,13 +21,28 @@ def test_list_shows_every_task(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_synth_writes_real_format(tmp_path: Path) -> None:
-    assert main(["synth", "--task", "apnea_ecg", "--out", str(tmp_path), "synthetic.minutes=5",
-                 "synthetic.n_released=2", "synthetic.n_withheld=1"]) == 0
+    assert (
+        main(
+            [
+                "synth",
+                "--task",
+                "apnea_ecg",
+                "--out",
+                str(tmp_path),
+                "synthetic.minutes=5",
+                "synthetic.n_released=2",
+                "synthetic.n_withheld=1",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "a01.hea").exists() and (tmp_path / "a01.apn").exists()
     assert (tmp_path / "event-2-answers").exists()
 
 
-def test_download_offline_verifies_checksums(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_download_offline_verifies_checksums(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "mirror"
     src.mkdir()
     files = {"a01.hea": b"a01 1 100 6000\n", "a01.apn": b"\x00\x01"}

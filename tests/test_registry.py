@@ -27,7 +27,9 @@ def test_task_is_complete(name: str) -> None:
     cfg = load_config(name)
     assert cfg.task == name
     assert cfg.protocol is None or cfg.protocol in spec.protocols
-    assert OmegaConf.select(cfg, "synthetic") is not None, "a synthetic generator config is required"
+    assert OmegaConf.select(cfg, "synthetic") is not None, (
+        "a synthetic generator config is required"
+    )
     assert OmegaConf.select(cfg, "synthetic_overrides") is not None
 
     ref = yaml.safe_load((task.folder / "reference.yaml").read_text())

@@ -205,6 +205,8 @@ def build_cache(
                         handle(pending.pop(fut), fut.result())
         bar.close()
         rows = sorted(skipped.items())
+        if "skipped" in f:  # left by an earlier run that failed or died after this point
+            del f["skipped"]
         f.create_dataset(
             "skipped",
             data=np.array(rows, dtype=h5py.string_dtype()).reshape(len(rows), 2),

@@ -317,11 +317,6 @@ def test_all_records_bad_raises(tmp_path: Path) -> None:
     assert not expected_path(sources, tmp_path / "cache").exists()
 
 
-@pytest.mark.xfail(
-    reason="bug: a retried build fails on the 'skipped' dataset left in the partial file "
-    "(h5py ValueError: name already exists) instead of rebuilding",
-    strict=True,
-)
 def test_all_records_bad_raises_again_on_retry(tmp_path: Path) -> None:
     sources = make_sources(tmp_path, n=3, bad=(0, 1, 2))
     for _ in range(2):
@@ -329,11 +324,6 @@ def test_all_records_bad_raises_again_on_retry(tmp_path: Path) -> None:
             build(sources, tmp_path / "cache")
 
 
-@pytest.mark.xfail(
-    reason="bug: a retried build fails on the 'skipped' dataset left in the partial file "
-    "(h5py ValueError: name already exists) instead of rebuilding",
-    strict=True,
-)
 def test_retry_after_a_failed_build_recovers_once_records_are_fixed(tmp_path: Path) -> None:
     bad_sources = make_sources(tmp_path, n=3, bad=(0, 1, 2))
     with pytest.raises(RecordingError):

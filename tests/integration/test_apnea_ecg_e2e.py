@@ -59,9 +59,18 @@ def test_finished_run_is_not_rerun(trained: tuple[Path, dict]) -> None:
 
 def _evaluate(tmp: Path, ckpt: str, devices: int) -> dict:
     cmd = [
-        sys.executable, "-m", "sleepbench.cli", "bench", "--task", "apnea_ecg",
-        *_overrides(tmp), "trainer.max_epochs=0", f"ckpt_path={ckpt}", "trainer.accelerator=cpu",
-        f"trainer.devices={devices}", f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
+        sys.executable,
+        "-m",
+        "sleepbench.cli",
+        "bench",
+        "--task",
+        "apnea_ecg",
+        *_overrides(tmp),
+        "trainer.max_epochs=0",
+        f"ckpt_path={ckpt}",
+        "trainer.accelerator=cpu",
+        f"trainer.devices={devices}",
+        f"trainer.strategy={'ddp' if devices > 1 else 'auto'}",
         f"output.results={tmp / f'eval{devices}.jsonl'}",
     ]
     env = {**os.environ, "PL_DISABLE_FORK": "1", "OMP_NUM_THREADS": "1"}

@@ -65,7 +65,7 @@ def test_matches_sklearn(seed: int, n: int, n_batches: int, threshold: float, dt
     ref = sklearn_reference(prob.double().numpy(), target.numpy(), threshold)
 
     metric = BinaryScreeningMetrics(threshold=threshold, prefix="val/")
-    for p, t in zip(prob.tensor_split(n_batches), target.tensor_split(n_batches)):
+    for p, t in zip(prob.tensor_split(min(n_batches, n)), target.tensor_split(min(n_batches, n))):
         metric.update(p, t)
     out = metric.compute()
     assert_matches(out, ref, prefix="val/")

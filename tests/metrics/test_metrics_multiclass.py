@@ -78,13 +78,27 @@ def test_matches_sklearn(seed, n, num_classes, ignore, n_batches, dtype) -> None
     ref, cm = sklearn_reference(prob[keep].double().numpy(), target[keep].numpy(), num_classes)
 
     metrics = make_multiclass_metrics(num_classes, prefix="test/", ignore_index=ignore_index)
-    for p, t in zip(prob.tensor_split(n_batches), target_in.tensor_split(n_batches)):
+    for p, t in zip(
+        prob.tensor_split(min(n_batches, n)), target_in.tensor_split(min(n_batches, n))
+    ):
         metrics.update(p, t)
     out = metrics.compute()
     np.testing.assert_array_equal(out["test/confmat"].numpy(), cm)
     flat = flatten_metric_dict(out)
     assert "test/confmat" not in flat
     assert_close(flat, ref, prefix="test/")
+
+
+def test_batch_with_only_ignored_targets() -> None:
+    prob = torch.rand(6, 3).softmax(-1)
+    target = torch.tensor([0, 1, 2, -1, -1, -1])
+    split = make_multiclass_metrics(3, ignore_index=-1)
+    split.update(prob[:3], target[:3])
+    split.update(prob[3:], target[3:])  # nothing scored in this batch
+    whole = make_multiclass_metrics(3)
+    whole.update(prob[:3], target[:3])
+    a, b = flatten_metric_dict(split.compute()), flatten_metric_dict(whole.compute())
+    assert a == pytest.approx(b, nan_ok=True)
 
 
 def test_class_names_and_options() -> None:

@@ -8,8 +8,6 @@ from typing import Any
 from omegaconf import DictConfig
 
 from sleepbench.registry import Task, TaskSpec
-from sleepbench.tasks.apnea_ecg.data import ApneaECGDataModule
-from sleepbench.tasks.apnea_ecg.module import build_module
 
 
 def write_synthetic(root: Path, cfg: DictConfig) -> dict[str, Any]:
@@ -56,8 +54,8 @@ TASK = Task(
             "class_abc_acc",
         ),
     ),
-    datamodule=ApneaECGDataModule,
-    build_module=build_module,
-    write_synthetic=write_synthetic,
-    download=download,
+    datamodule_ref="sleepbench.tasks.apnea_ecg.data:ApneaECGDataModule",
+    build_module_ref="sleepbench.tasks.apnea_ecg.module:build_module",
+    write_synthetic_ref=write_synthetic,
+    download_ref=download,
 )

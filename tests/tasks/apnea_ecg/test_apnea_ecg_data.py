@@ -25,8 +25,15 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _cfg(root: Path, tmp: Path, *extra: str) -> DictConfig:
     cfg = load_config(
         "apnea_ecg",
-        [f"data.root={root}", f"data.cache_dir={tmp / 'cache'}", f"output.splits_dir={tmp / 'splits'}",
-         "data.build_workers=1", "trainer.enable_progress_bar=false", "split.val_records=1", *extra],
+        [
+            f"data.root={root}",
+            f"data.cache_dir={tmp / 'cache'}",
+            f"output.splits_dir={tmp / 'splits'}",
+            "data.build_workers=1",
+            "trainer.enable_progress_bar=false",
+            "split.val_records=1",
+            *extra,
+        ],
     )
     return cfg
 

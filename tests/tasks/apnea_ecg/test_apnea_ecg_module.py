@@ -17,8 +17,12 @@ class _Minutes(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         g = torch.Generator().manual_seed(i)
-        return {"x": torch.randn(1, 640, generator=g), "y": torch.tensor(i % 2), "record": torch.tensor(0),
-                "window": torch.tensor(i)}
+        return {
+            "x": torch.randn(1, 640, generator=g),
+            "y": torch.tensor(i % 2),
+            "record": torch.tensor(0),
+            "window": torch.tensor(i),
+        }
 
 
 class _Probe(pl.Callback):
@@ -30,20 +34,33 @@ class _Probe(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, module: ApneaECGModule) -> None:
         opt = trainer.optimizers[0]
         sched = trainer.lr_scheduler_configs[0].scheduler
-        self.seen.append({
-            "opt": opt, "sched_opt": sched.optimizer, "lr0": opt.param_groups[0]["initial_lr"],
-            "n": sum(p.numel() for g in opt.param_groups for p in g["params"]),
-        })
+        self.seen.append(
+            {
+                "opt": opt,
+                "sched_opt": sched.optimizer,
+                "lr0": opt.param_groups[0]["initial_lr"],
+                "n": sum(p.numel() for g in opt.param_groups for p in g["params"]),
+            }
+        )
 
 
 def test_gradual_unfreezing_replaces_optimiser_and_scheduler() -> None:
-    cfg = load_config("apnea_ecg", ["model.unfreeze.epochs=[1,2]", "model.unfreeze.stages=[[3],[2,3]]"])
+    cfg = load_config(
+        "apnea_ecg", ["model.unfreeze.epochs=[1,2]", "model.unfreeze.stages=[[3],[2,3]]"]
+    )
     net = ApneaECGNet(size="tiny")
     module = ApneaECGModule(net, cfg)
     frozen_total, frozen_trainable = module.n_params()
     probe = _Probe()
-    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[probe])
+    trainer = pl.Trainer(
+        max_epochs=3,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[probe],
+    )
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     trainer.fit(module, DataLoader(_Minutes(), batch_size=4))
     epoch0, epoch1, epoch2 = probe.seen
@@ -54,7 +71,9 @@ def test_gradual_unfreezing_replaces_optimiser_and_scheduler() -> None:
     assert epoch0["n"] < epoch1["n"] < epoch2["n"]
     stage3, stage23 = stage_names(net, [3]), stage_names(net, [2, 3])
     assert epoch1["n"] - epoch0["n"] == sum(dict(net.named_parameters())[n].numel() for n in stage3)
-    assert epoch2["n"] - epoch0["n"] == sum(dict(net.named_parameters())[n].numel() for n in stage23)
+    assert epoch2["n"] - epoch0["n"] == sum(
+        dict(net.named_parameters())[n].numel() for n in stage23
+    )
     # stage 0 never joined the optimiser: its weights did not move; stage 3 did
     moved = {n: not torch.equal(before[n], p) for n, p in net.named_parameters()}
     assert not any(v for n, v in moved.items() if n.startswith("backbone.stages.0."))
