@@ -23,6 +23,13 @@ def _tasks(args: argparse.Namespace) -> list[str]:
     return names
 
 
+def _global_rank() -> int:
+    """This process's global rank (0 outside distributed runs)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0) or 0)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Print every registered task with its dataset, modality, paper and protocols."""
     for name in task_names():
@@ -57,13 +64,24 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Train + test each task, append result rows, write the leaderboard."""
+    from sleepbench.ablation import run_ablation, write_ablation_table
     from sleepbench.config import load_config
     from sleepbench.leaderboard import write_leaderboard
     from sleepbench.train import run
 
     rows = []
+    tables = []
     for name in _tasks(args):
-        rows += run(name, args.overrides)
+        cfg = load_config(name, args.overrides)
+        if cfg.ablation:
+            variant_rows = run_ablation(name, str(cfg.ablation), args.overrides)
+            out = Path(cfg.output.leaderboard).parent
+            tables.append(write_ablation_table(name, str(cfg.ablation), variant_rows, out))
+            rows += variant_rows
+        else:
+            rows += run(name, args.overrides)
+    if _global_rank() != 0:  # DDP worker processes leave reporting to rank 0
+        return 0
     cfg = load_config(_tasks(args)[0], args.overrides)
     results = Path(cfg.output.results)
     board = write_leaderboard(results, Path(cfg.output.leaderboard))
@@ -76,6 +94,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(f"{row['key']}{synthetic}: {shown}")
     print(f"result rows: {results.resolve()}")
     print(f"leaderboard: {board.resolve()} (+ {board.with_suffix('.html').name})")
+    for table in tables:
+        print(f"ablation table: {table.resolve()}")
     return 0
 
 

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # name -> package. Registering a task is one line here.
 TASK_PACKAGES: dict[str, str] = {
     "apnea_ecg": "sleepbench.tasks.apnea_ecg",
+    "shhs_spo2": "sleepbench.tasks.shhs_spo2",
+    "sleep_edf": "sleepbench.tasks.sleep_edf",
 }
 
 

@@ -197,6 +197,15 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str, mode: str) -> An
     )
 
 
+def protocol_tags(cfg: DictConfig, module: Any, dm: Any) -> dict[str, Any]:
+    """Facts that change published numbers: the task's own tags, leakage, ablation variant."""
+    tags = dict(module.protocol_tags()) if hasattr(module, "protocol_tags") else {}
+    tags["leaky"] = bool(dm.split.leaky)
+    if cfg.get("ablation_variant"):
+        tags["ablation"] = f"{cfg.ablation}:{cfg.ablation_variant}"
+    return tags
+
+
 def _scalar_metrics(logged: dict[str, Any]) -> dict[str, float]:
     out = {}
     for k, v in logged.items():
@@ -255,6 +264,9 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     if fitted:
         trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
     train_s = time.perf_counter() - t0
+    # validation scores of the last epoch, before testing replaces the callback metrics
+    scalars = _scalar_metrics(trainer.callback_metrics)
+    val_metrics = {k: v for k, v in scalars.items() if k.startswith("val/")}
     ckpt: str | None = None
     if fitted and trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path:
         ckpt = trainer.checkpoint_callback.best_model_path
@@ -267,9 +279,6 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
         return []
 
     metrics = _scalar_metrics(logged[0] if logged else {})
-    val_metrics = {
-        k: v for k, v in _scalar_metrics(trainer.callback_metrics).items() if k.startswith("val/")
-    }
     metrics.update(val_metrics)
     n_params, n_trainable = module.n_params()
     result = RunResult(
@@ -281,7 +290,7 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
         config_hash=chash,
         metrics=metrics,
         reference=reference_for(task, str(cfg.protocol)),
-        protocol_tags=getattr(module, "protocol_tags", lambda: {})() | {"leaky": dm.split.leaky},
+        protocol_tags=protocol_tags(cfg, module, dm),
         data=dm.provenance,
         n_params=n_params,
         n_trainable_params=n_trainable,

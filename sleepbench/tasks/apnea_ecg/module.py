@@ -201,13 +201,18 @@ class ApneaECGModule(BenchModule):
         return {
             "backbone": self.pretrained,
             "size": self.cfg.model.size,
+            "head_input": self.cfg.model.head_input,
             "alignment": "upstream-misaligned" if self.cfg.protocol == "parity" else "corrected",
         }
 
 
 def build_module(cfg: DictConfig, datamodule: Any) -> ApneaECGModule:
     """Network from ``cfg.model`` (+ ESI weights when ``model.backbone_checkpoint`` is set)."""
-    net = ApneaECGNet(size=str(cfg.model.size), drop_path_rate=float(cfg.model.drop_path_rate))
+    net = ApneaECGNet(
+        size=str(cfg.model.size),
+        drop_path_rate=float(cfg.model.drop_path_rate),
+        head_input=str(cfg.model.head_input),
+    )
     pretrained = "random-init"
     if cfg.model.get("backbone_checkpoint"):
         report = load_esi_checkpoint(net, cfg.model.backbone_checkpoint)

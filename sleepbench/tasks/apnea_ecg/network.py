@@ -345,7 +345,10 @@ class ApneaECGNet(nn.Module):
 
     Parameters: ``size`` a key of ``SIZES`` (``"base"`` = upstream, 90,570,551 parameters);
     ``drop_path_rate`` backbone stochastic depth (upstream 0); ``n_leads`` pseudo-leads produced by
-    the lead projection (12 to match ESI's pre-training). The backbone carries ESI's unused 5-class
+    the lead projection (12 to match ESI's pre-training); ``head_input`` ``"pooled"`` (upstream:
+    the head sees the pooled embedding as a length-1 sequence) or ``"temporal"`` (the extension
+    SPECS §2.3 suggests: the head runs over the backbone's last-stage time axis, 6000/32 = 187
+    steps, so its BiLSTM and attention have a temporal axis to work on). The backbone carries ESI's unused 5-class
     ``head`` (frozen) so that the parameter count and checkpoint keys match upstream.
 
     Gradual unfreezing (SPECS §2.4): ``freeze_backbone()`` at the start, then
@@ -353,10 +356,19 @@ class ApneaECGNet(nn.Module):
     ``trainable_parameters()``.
     """
 
-    def __init__(self, size: str = "base", drop_path_rate: float = 0.0, n_leads: int = 12) -> None:
+    def __init__(
+        self,
+        size: str = "base",
+        drop_path_rate: float = 0.0,
+        n_leads: int = 12,
+        head_input: str = "pooled",
+    ) -> None:
         super().__init__()
         if size not in SIZES:
             raise ValueError(f"unknown size {size!r}; choose one of {sorted(SIZES)}")
+        if head_input not in ("pooled", "temporal"):
+            raise ValueError(f"head_input must be 'pooled' or 'temporal', got {head_input!r}")
+        self.head_input = head_input
         spec = SIZES[size]
         self.size = size
         self.lead_projection = LeadProjection(n_leads)
@@ -378,7 +390,12 @@ class ApneaECGNet(nn.Module):
         """``[B, 1, n_samples]`` float -> logits ``[B]``."""
         if x.ndim != 3 or x.shape[1] != 1:
             raise ValueError(f"expected a [B, 1, n_samples] ECG batch, got shape {tuple(x.shape)}")
-        embedding = self.backbone(self.lead_projection(x))
+        features = self.lead_projection(x)
+        if self.head_input == "temporal":
+            # [B, L/32, C]: the head's BiLSTM, attention and pooling see a real time axis
+            seq = self.backbone.forward_feature_map(features).transpose(1, 2)
+            return self.head(self.backbone.norm(seq))
+        embedding = self.backbone(features)
         return self.head(embedding.unsqueeze(1))  # upstream: a length-1 sequence
 
     def freeze_backbone(self) -> None:
