@@ -46,10 +46,10 @@ def test_smoke_run_beats_majority_class(trained: tuple[Path, dict]) -> None:
     m = row["metrics"]
     assert row["data"]["synthetic"] is True
     assert row["protocol_tags"]["backbone"] == "random-init"
-    tp_rate, tn_rate = m["test/sens"], m["test/spec"]
-    assert m["test/auroc"] > 0.7
-    assert m["test/mcc"] > 0.2 and tp_rate > 0.2 and tn_rate > 0.5
-    assert m["test/acc"] > m["test/majority_acc"] + 0.02
+    # the majority-class predictor scores AUROC 0.5, balanced accuracy 0.5 and MCC 0
+    assert m["test/auroc"] > 0.65
+    assert m["test/bal_acc"] > 0.58
+    assert m["test/mcc"] > 0.15
 
 
 def test_finished_run_is_not_rerun(trained: tuple[Path, dict]) -> None:

@@ -154,6 +154,8 @@ class ApneaECGModule(BenchModule):
             prevalence = float(confmat[1].sum() / confmat.sum())
             scores["test/prevalence"] = prevalence
             scores["test/majority_acc"] = max(prevalence, 1.0 - prevalence)
+        # balanced accuracy: 0.5 for the majority-class predictor whatever the prevalence
+        scores["test/bal_acc"] = 0.5 * (scores["test/sens"] + scores["test/spec"])
         index = self.test_index.compute()
         scores.update({f"test/index_{k}": float(v) for k, v in index.items()})
         scores["test/class_abc_acc"] = self._class_accuracy()
