@@ -127,7 +127,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     """Download a task's dataset (or copy it from a local folder), verified by checksums."""
-    task = get_task(args.task_name)
+    name = args.task_name
+    by_dataset = {get_task(n).spec.dataset: n for n in task_names()}
+    task = get_task(by_dataset.get(name, name))  # `download shhs` works as `download shhs_spo2`
     if task.download is None:
         print(f"{args.task_name}: no download available; see data_cards/{task.spec.dataset}.md")
         return 1
@@ -158,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--out", default="results/leaderboard.md")
     lb.set_defaults(fn=cmd_leaderboard)
     dl = sub.add_parser("download", help="download a dataset, verified by checksums")
-    dl.add_argument("task_name")
+    dl.add_argument("task_name", help="task name or its dataset name")
     dl.add_argument("--dest", help="target folder (default $SLEEPBENCH_DATA/<dataset>)")
     dl.add_argument("--offline-from", help="copy from this local folder instead of the internet")
     dl.set_defaults(fn=cmd_download)

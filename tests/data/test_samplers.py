@@ -1,0 +1,66 @@
+"""ClassBalancedSampler: classes drawn uniformly whatever their frequency, ignored ones never."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sleepbench.data.samplers import ClassBalancedSampler
+
+
+def skewed_labels() -> np.ndarray:
+    """900 windows of class 0, 90 of class 1, 9 of class 2, 1 of class 3 (shuffled)."""
+    labels = np.repeat([0, 1, 2, 3], [900, 90, 9, 1])
+    return np.random.default_rng(0).permutation(labels)
+
+
+def test_class_frequencies_are_about_uniform_on_skewed_labels() -> None:
+    labels = skewed_labels()
+    sampler = ClassBalancedSampler(labels.tolist(), num_samples=8000)
+    torch.manual_seed(0)
+    drawn = np.fromiter(sampler, dtype=np.int64)
+    assert len(drawn) == len(sampler) == 8000
+    freq = np.bincount(labels[drawn], minlength=4) / len(drawn)
+    # 2,000 expected per class; binomial sd ~ 39 draws, so ±0.025 is more than 5 sd
+    np.testing.assert_allclose(freq, 0.25, atol=0.025)
+    # within a class, windows are drawn uniformly too: class 1 has 90 members, ~22 draws each
+    members = np.flatnonzero(labels == 1)
+    counts = np.bincount(drawn[labels[drawn] == 1], minlength=len(labels))[members]
+    assert (counts > 0).all()
+
+
+def test_ignored_classes_are_never_drawn() -> None:
+    labels = skewed_labels()
+    sampler = ClassBalancedSampler(labels, ignore=(0, 3))
+    assert sampler.classes == [1, 2]
+    torch.manual_seed(1)
+    drawn = np.array(list(sampler))
+    assert len(drawn) == len(labels)  # one epoch = number of windows by default
+    assert set(labels[drawn]) == {1, 2}
+    assert abs(np.mean(labels[drawn] == 1) - 0.5) < 0.05
+
+
+def test_multi_label_windows_are_drawn_for_each_class_they_carry() -> None:
+    # window 0 carries only class 0; window 1 carries 0 and 1; window 2 only the ignored 9
+    sampler = ClassBalancedSampler([[0, 0, 0], [0, 1, 1], [9, 9, 9]], num_samples=4000, ignore=(9,))
+    torch.manual_seed(2)
+    drawn = np.array(list(sampler))
+    assert 2 not in drawn
+    # class 1 (p = 1/2) always gives window 1; class 0 (p = 1/2) gives windows 0 or 1 equally
+    np.testing.assert_allclose(np.mean(drawn == 1), 0.75, atol=0.03)
+
+
+def test_draws_follow_the_torch_seed() -> None:
+    sampler = ClassBalancedSampler(skewed_labels(), num_samples=200)
+    torch.manual_seed(5)
+    a = list(sampler)
+    torch.manual_seed(5)
+    b = list(sampler)
+    c = list(sampler)
+    assert a == b and a != c
+
+
+def test_no_usable_class_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no window"):
+        ClassBalancedSampler([4, 4, 4], ignore=(4,))
