@@ -141,7 +141,9 @@ def sleep_span(stages: Sequence[str | None], margin_epochs: int | None) -> tuple
     wanted = SLEEP if margin_epochs is not None else SLEEP | {"W"}
     hits = [i for i, s in enumerate(stages) if s in wanted]
     if not hits:
-        raise ValueError("no sleep epoch scored" if margin_epochs is not None else "no scored epoch")
+        raise ValueError(
+            "no sleep epoch scored" if margin_epochs is not None else "no scored epoch"
+        )
     if margin_epochs is None:
         return hits[0], hits[-1] + 1
     return max(0, hits[0] - margin_epochs), min(len(stages), hits[-1] + 1 + margin_epochs)
@@ -174,9 +176,7 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
         expected_fs_hz=float(expected) if expected is not None else None,
     )
     fs_in = {name: rec.signals[name].fs_hz for name in names}
-    n_signal = min(
-        int(rec.signals[n].data.shape[0] // round(EPOCH_S * fs_in[n])) for n in names
-    )
+    n_signal = min(int(rec.signals[n].data.shape[0] // round(EPOCH_S * fs_in[n])) for n in names)
     if n_signal < 1:
         raise RecordingError(psg, "PSG shorter than one 30-s epoch")
     stages = match_hypnogram(
@@ -195,7 +195,9 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
     for name in names:
         per_epoch = round(EPOCH_S * fs_in[name])
         seg = rec.signals[name].data[start * per_epoch : stop * per_epoch]
-        x = resample_to(seg.astype(np.float64), fs_in[name], fs_out)[: (stop - start) * out_per_epoch]
+        x = resample_to(seg.astype(np.float64), fs_in[name], fs_out)[
+            : (stop - start) * out_per_epoch
+        ]
         channels.append(x)
     x = clip_iqr(np.stack(channels), k=float(cfg["clip_iqr_k"]), axis=-1)
     x = robust_scale(x, axis=-1)
@@ -279,9 +281,7 @@ class SleepEDFDataModule(CachedDataModule):
         if not root.is_dir():
             return []
         return [
-            SourceRecord(
-                p.record_id, p.subject_id, (p.psg_path, p.hyp_path), {"night": p.night}
-            )
+            SourceRecord(p.record_id, p.subject_id, (p.psg_path, p.hyp_path), {"night": p.night})
             for p in pair_psg_hypnogram(root, strict=False)
         ]
 
@@ -337,7 +337,9 @@ class SleepEDFDataModule(CachedDataModule):
         notes = {"nights": str(len(nights)), "subjects": str(len(by_subject))}
         if self.cfg.data.get("is_synthetic", False):
             notes["list"] = "synthetic: every generated night (the real night list does not apply)"
-        return Split(str(self.cfg.protocol), fold, int(self.cfg.seed), train, val, test, notes=notes)
+        return Split(
+            str(self.cfg.protocol), fold, int(self.cfg.seed), train, val, test, notes=notes
+        )
 
     def _n_epochs(self, record_id: str) -> tuple[int, int]:
         i = self.store.index_of(record_id)
