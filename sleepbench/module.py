@@ -1,8 +1,9 @@
 """The LightningModule base every task extends: network + loss + metrics + timing.
 
-Networks are plain ``nn.Module``s; this class adds only training glue. A task subclass defines
-``training_step`` / ``validation_step`` / ``test_step`` with its loss and metric updates and calls
-:meth:`timed_forward` in ``test_step`` so inference latency is measured the same way everywhere.
+Networks are plain ``nn.Module``s; this class adds only training glue. A task subclass sets
+``loss_fn`` (``training_step`` is shared; :meth:`loss_target` adapts the target), defines
+``validation_step`` / ``test_step`` with its metric updates, and calls :meth:`timed_forward` in
+``test_step`` so inference latency is measured the same way everywhere.
 """
 
 from __future__ import annotations
@@ -45,8 +46,25 @@ class BenchModule(pl.LightningModule):
         """Network output for a batch."""
         return self.net(x)
 
-    def timed_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``forward`` with its wall time added to the inference-latency tally."""
+    def loss_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """What ``loss_fn`` compares the logits with (class indices by default)."""
+        return batch["y"].long()
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """``loss_fn(net(x), loss_target(batch))``, logged as ``train/loss``."""
+        logits = self(batch["x"])
+        loss = self.loss_fn(logits, self.loss_target(batch))
+        self.log(
+            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits)
+        )
+        return loss
+
+    def timed_forward(self, x: torch.Tensor, windows: int | None = None) -> torch.Tensor:
+        """``forward`` with its wall time added to the inference-latency tally.
+
+        ``windows``: windows of signal this call covers (default ``x.shape[0]``; 0 for a second
+        view of windows already counted, e.g. another channel combination of the same batch).
+        """
         if x.is_cuda:
             torch.cuda.synchronize(x.device)
         t0 = time.perf_counter()
@@ -54,7 +72,7 @@ class BenchModule(pl.LightningModule):
         if x.is_cuda:
             torch.cuda.synchronize(x.device)
         self._infer_s += time.perf_counter() - t0
-        self._infer_windows += x.shape[0]
+        self._infer_windows += x.shape[0] if windows is None else windows
         return out
 
     def on_test_epoch_start(self) -> None:

@@ -78,7 +78,7 @@ class Task:
         build_module: ``(cfg, datamodule) -> BenchModule``.
         write_synthetic: ``(root: Path, cfg) -> manifest dict``; writes a small dataset in the
             real file format under ``root``.
-        extra_runs: optional ``(cfg, datamodule, result) -> list[result rows]`` for peer baselines
+        extra_runs: optional ``(cfg, datamodule, result, run_dir) -> list[result rows]`` for peer baselines
             evaluated on the same test data (e.g. YASA for sleep staging).
         download: optional ``(dest or None, offline_from or None) -> report`` fetching the dataset.
         package: the task's package (set by :func:`get_task`).

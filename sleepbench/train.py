@@ -307,7 +307,7 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     _save_artifacts(run_dir, module.test_artifacts)
     rows = [result.to_dict()]
     if task.extra_runs is not None:
-        rows.extend(task.extra_runs(cfg, dm, result))
+        rows.extend(task.extra_runs(cfg, dm, result, run_dir))
     for row in rows:
         store.append(row)
     (run_dir / "result.json").write_text(json.dumps(rows, indent=1, default=str))

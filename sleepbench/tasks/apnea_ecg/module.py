@@ -105,13 +105,9 @@ class ApneaECGModule(BenchModule):
         self.log("unfrozen_stages", float(len(self.unfrozen)), rank_zero_only=True)
 
     # ---- steps -----------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["x"])
-        loss = self.loss_fn(logits, batch["y"].float())
-        self.log(
-            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits)
-        )
-        return loss
+    def loss_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """BCE compares logits with float 0/1 targets."""
+        return batch["y"].float()
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch["x"])

@@ -137,14 +137,6 @@ class ShhsSpO2Module(BenchModule):
         """Class probabilities for multiclass metrics, P(positive) for binary ones."""
         return probs if self.cutoff_class is None else probs[:, 1]
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["x"])
-        loss = self.loss_fn(logits, batch["y"].long())
-        self.log(
-            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits)
-        )
-        return loss
-
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch["x"])
         y = batch["y"].long()

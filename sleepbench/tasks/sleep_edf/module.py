@@ -165,10 +165,8 @@ class SleepStagingModule(BenchModule):
         total = None
         for i, pick in enumerate(views):
             xi = x[:, pick]
-            logits = self.timed_forward(xi) if timed else self(xi)
-            if timed and i > 0:
-                # latency is per window of signal: extra views of the same windows add time only
-                self._infer_windows -= xi.shape[0]
+            # latency is per window of signal: extra views of the same windows add time only
+            logits = self.timed_forward(xi, windows=0 if i else None) if timed else self(xi)
             p = F.softmax(logits.float(), dim=1)
             total = p if total is None else total + p
         return total / len(views)
@@ -189,14 +187,6 @@ class SleepStagingModule(BenchModule):
         return pos[None, :] >= first[:, None]
 
     # ---- steps -------------------------------------------------------------------------------
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch["x"])
-        loss = self.loss_fn(logits, batch["y"].long())
-        self.log(
-            "train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(logits)
-        )
-        return loss
-
     def on_validation_epoch_start(self) -> None:
         self._first_new.pop("val", None)  # the val index may change between fits
 

@@ -109,13 +109,14 @@ def yasa_night_probs(psg: Path, eeg: str, eog: str, epoch_offset: int, n_epochs:
     return proba
 
 
-def run_yasa(cfg: Any, datamodule: Any, result: Any) -> list[dict[str, Any]]:
+def run_yasa(cfg: Any, datamodule: Any, result: Any, run_dir: Path) -> list[dict[str, Any]]:
     """``Task.extra_runs`` hook: the YASA row for the fold just tested.
 
     Args:
         cfg: the run config (``yasa.*``, ``preprocess.*``, ``output.runs_dir``).
         datamodule: the set-up :class:`~sleepbench.tasks.sleep_edf.data.SleepEDFDataModule`.
         result: the TinyUStaging :class:`~sleepbench.results.RunResult` (key parts reused).
+        run_dir: the model run's folder; YASA's outputs go to its ``yasa/`` subfolder.
 
     Returns:
         One result row (a dict as :meth:`RunResult.to_dict` makes), or none when
@@ -161,13 +162,7 @@ def run_yasa(cfg: Any, datamodule: Any, result: Any) -> list[dict[str, Any]]:
     subjects = [store.records[r].subject_id for r in records_arr]
     scores, confmat, per_subject = staging_scores(probs_t, target_t, subjects, "test/")
 
-    run_dir = (
-        Path(cfg.output.runs_dir)
-        / str(cfg.task)
-        / str(cfg.protocol)
-        / f"fold{cfg.fold}-seed{cfg.seed}-{_get(result, 'config_hash')}"
-        / "yasa"
-    )
+    run_dir = Path(run_dir) / "yasa"
     run_dir.mkdir(parents=True, exist_ok=True)
     artifacts = night_artifacts(
         store,
