@@ -131,7 +131,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     by_dataset = {get_task(n).spec.dataset: n for n in task_names()}
     task = get_task(by_dataset.get(name, name))  # `download shhs` works as `download shhs_spo2`
     if task.download is None:
-        print(f"{args.task_name}: no download available; see data_cards/{task.spec.dataset}.md")
+        print(f"{args.task_name}: no download available; see {task.spec.data_card}")
         return 1
     dest = Path(args.dest) if args.dest else None
     task.download(dest, Path(args.offline_from) if args.offline_from else None)

@@ -55,6 +55,11 @@ class TaskSpec:
     primary_metric: str
     headline_metrics: tuple[str, ...] = ()
 
+    @property
+    def data_card(self) -> str:
+        """Repository path of the dataset's data card (``data_cards/apnea_ecg.md``)."""
+        return f"data_cards/{self.dataset.replace('-', '_')}.md"
+
 
 def resolve(ref: Any) -> Any:
     """Import ``"package.module:attribute"``; any other value is returned as it is."""

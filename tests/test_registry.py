@@ -36,7 +36,7 @@ def test_task_is_complete(name: str) -> None:
     assert ref.get("paper") and ref.get("results"), "reference.yaml needs the paper and its numbers"
     for entry in ref["results"]:
         assert entry["protocol"] and entry["source"] and entry["metrics"]
-    card = REPO / "data_cards" / f"{spec.dataset}.md"
+    card = REPO / spec.data_card
     assert card.exists(), f"missing data card {card}"
     text = card.read_text().lower()
     for section in ("source", "licence", "access", "channels", "labels", "protocol", "pitfalls"):
