@@ -82,6 +82,23 @@ def default_data_root(dataset: str) -> Path:
     return Path(os.environ.get("SLEEPBENCH_DATA", "data")) / dataset
 
 
+def isolated_outputs(folder: Path) -> list[str]:
+    """Dotlist overrides sending a run's cache, runs, results, splits and leaderboard under ``folder``.
+
+    For experiments (and tests) that must not touch the shared cache or results store.
+    """
+    folder = Path(folder)
+    return [
+        f"data.cache_dir={folder / 'cache'}",
+        f"output.runs_dir={folder / 'runs'}",
+        f"output.results={folder / 'results.jsonl'}",
+        f"output.splits_dir={folder / 'splits'}",
+        f"output.leaderboard={folder / 'leaderboard.md'}",
+        "data.build_workers=1",
+        "trainer.enable_progress_bar=false",
+    ]
+
+
 def to_plain(cfg: DictConfig) -> dict[str, Any]:
     """Resolved config as plain Python containers (for JSON, W&B, hashing)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from sleepbench.config import isolated_outputs
 from sleepbench.results import ResultsStore
 from sleepbench.train import run
 
@@ -18,16 +19,10 @@ pytestmark = pytest.mark.integration
 
 def _overrides(tmp: Path) -> list[str]:
     return [
-        f"data.cache_dir={tmp / 'cache'}",
-        f"output.runs_dir={tmp / 'runs'}",
-        f"output.results={tmp / 'results.jsonl'}",
-        f"output.splits_dir={tmp / 'splits'}",
-        f"output.leaderboard={tmp / 'leaderboard.md'}",
+        *isolated_outputs(tmp),
         "synthetic.n_released=8",
         "synthetic.n_withheld=3",
         "synthetic.minutes=120",
-        "data.build_workers=1",
-        "trainer.enable_progress_bar=false",
         "trainer.max_epochs=6",
         "data.batch_size=16",
         "optim.lr=2e-3",

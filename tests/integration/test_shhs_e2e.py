@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from sleepbench.config import isolated_outputs
 from sleepbench.leaderboard import build_tables
 from sleepbench.results import ResultsStore
 from sleepbench.train import run
@@ -16,20 +17,14 @@ pytestmark = pytest.mark.integration
 
 def _overrides(tmp: Path) -> list[str]:
     return [
-        f"data.cache_dir={tmp / 'cache'}",
-        f"output.runs_dir={tmp / 'runs'}",
-        f"output.results={tmp / 'results.jsonl'}",
-        f"output.splits_dir={tmp / 'splits'}",
-        f"output.leaderboard={tmp / 'leaderboard.md'}",
+        *isolated_outputs(tmp),
         "synthetic.n_subjects=16",
         "synthetic.hours=1.0",
         "preprocess.n_samples=3600",
         "model.channels=[4,8,16]",
         "model.lstm_hidden=8",
         "model.fusion_hidden=16",
-        "data.build_workers=1",
         "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false",
     ]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from sleepbench.cache.store import CacheStore
+from sleepbench.config import isolated_outputs
 from sleepbench.data.splits import Split
 from sleepbench.results import ResultsStore
 from sleepbench.train import run
@@ -20,20 +21,15 @@ pytestmark = pytest.mark.integration
 def rows(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]:
     tmp = tmp_path_factory.mktemp("sleep_edf_e2e")
     overrides = [
-        f"data.cache_dir={tmp / 'cache'}",
-        f"output.runs_dir={tmp / 'runs'}",
-        f"output.results={tmp / 'results.jsonl'}",
-        f"output.splits_dir={tmp / 'splits'}",
+        *isolated_outputs(tmp),
         "data.synthetic=true",
         "synthetic.n_subjects=5",
         "synthetic.nights_per_subject=1",
         "synthetic.minutes=40",
         "data.seq_epochs=5",
         "data.train_sequences_per_epoch=16",
-        "data.build_workers=1",
         "preprocess.trim_wake_min=10",
         "trainer.max_epochs=1",
-        "trainer.enable_progress_bar=false",
     ]
     return tmp, run("sleep_edf", overrides)
 
