@@ -135,7 +135,7 @@ class CachedDataModule(pl.LightningDataModule):
         path = split_file(
             Path(self.cfg.output.splits_dir),
             self.task_name,
-            protocol=f"{self.cfg.protocol}",
+            protocol=str(self.cfg.protocol),
             fold=int(self.cfg.fold),
             seed=int(self.cfg.seed),
         ).with_suffix(f".{records_digest}.json")
