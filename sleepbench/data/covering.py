@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sleepbench.data.windows import WindowIndex
+from sleepbench.data.windows import WindowIndex, regular_windows
 
 __all__ = ["covering_windows", "first_new_label"]
 
@@ -37,18 +37,14 @@ def covering_windows(
     """
     if labels_per_window < 1:
         raise ValueError(f"labels_per_window must be >= 1, got {labels_per_window}")
-    if n_labels < labels_per_window:
-        return WindowIndex(*([np.zeros(0, np.int64)] * 5))
-    starts = np.arange(0, n_labels - labels_per_window + 1, labels_per_window, dtype=np.int64)
-    if starts[-1] + labels_per_window < n_labels:
-        starts = np.append(starts, n_labels - labels_per_window)
-    return WindowIndex(
-        record=np.full(len(starts), record),
-        x_start=starts * samples_per_label,
-        x_stop=(starts + labels_per_window) * samples_per_label,
-        y_start=starts,
-        y_stop=starts + labels_per_window,
+    tiles = regular_windows(record, n_labels, samples_per_label, labels_per_window)
+    if len(tiles) == 0 or n_labels % labels_per_window == 0:
+        return tiles
+    last = n_labels - labels_per_window  # end-aligned window over the remainder
+    tail = WindowIndex(
+        [record], [last * samples_per_label], [n_labels * samples_per_label], [last], [n_labels]
     )
+    return WindowIndex.concat([tiles, tail])
 
 
 def first_new_label(index: WindowIndex) -> np.ndarray:
