@@ -11,9 +11,14 @@ import logging
 import sys
 from pathlib import Path
 
+from sleepbench.errors import RecordingError, UserError
 from sleepbench.registry import get_task, task_names
 
 log = logging.getLogger("sleepbench")
+
+# Mistakes a user can fix from the message alone: printed as one line, traceback with --debug.
+# (KeyError: an unknown task or ablation name; FileNotFoundError: no data where pointed.)
+USER_ERRORS = (UserError, RecordingError, KeyError, FileNotFoundError)
 
 
 def _tasks(args: argparse.Namespace) -> list[str]:
@@ -21,6 +26,14 @@ def _tasks(args: argparse.Namespace) -> list[str]:
     for n in names:
         get_task(n)  # fail early on a typo, listing the registered names
     return names
+
+
+def _check_configs(args: argparse.Namespace) -> None:
+    """Compose every selected task's config first: a typo fails before any task runs."""
+    from sleepbench.config import load_config
+
+    for name in _tasks(args):
+        load_config(name, args.overrides)
 
 
 def _global_rank() -> int:
@@ -44,6 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Resolve the data (synthetic if absent) and build the caches."""
+    _check_configs(args)
     from sleepbench.config import load_config
     from sleepbench.train import resolve_data
 
@@ -64,6 +78,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Train + test each task, append result rows, write the leaderboard."""
+    _check_configs(args)  # before the heavy imports: a typo is refused within seconds
     from sleepbench.ablation import run_ablation, write_ablation_table
     from sleepbench.config import load_config
     from sleepbench.leaderboard import write_leaderboard
@@ -142,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="sleepbench", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (one line otherwise)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered tasks").set_defaults(fn=cmd_list)
     for name, fn, help_ in (
@@ -174,8 +192,21 @@ def main(argv: list[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     log.addHandler(handler)
-    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    return int(args.fn(args) or 0)
+    log.setLevel(logging.DEBUG if args.verbose or args.debug else logging.INFO)
+    try:
+        return int(args.fn(args) or 0)
+    except USER_ERRORS as err:
+        if args.debug:
+            raise
+        print(f"sleepbench {args.command}: error: {_one_line(err)}", file=sys.stderr)
+        print("(run with --debug for the traceback)", file=sys.stderr)
+        return 2
+
+
+def _one_line(err: BaseException) -> str:
+    """The error's message on one line (a KeyError's message without its quotes)."""
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
 
 
 if __name__ == "__main__":

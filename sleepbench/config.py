@@ -15,6 +15,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sleepbench.config_check import check_overrides
+from sleepbench.errors import ConfigError
+
 BASE_CONFIG = Path(__file__).with_name("base.yaml")
 
 # keys that change where or how fast a run goes, not what it computes: left out of the run hash
@@ -36,7 +39,7 @@ _RUNTIME_KEYS = (
 def load_config(
     task_name: str, overrides: Sequence[str] = (), task_folder: Path | None = None
 ) -> DictConfig:
-    """Compose the config of one run.
+    """Compose the config of one run, refusing overrides that do not fit it.
 
     Args:
         task_name: registered task name.
@@ -45,23 +48,54 @@ def load_config(
             An unset ``protocol`` becomes the task's first (default) protocol.
 
     Returns:
-        The merged config, with ``task`` set and ``protocol`` defaulted to the task's first one.
+        The merged config, with ``task`` set and ``protocol`` defaulted to the task's first one;
+        the files' ``schema`` blocks are checked against and left out.
+
+    Raises:
+        ConfigError: a malformed override, an unknown key (with the closest valid keys), a value
+            of the wrong type or outside its choices, or a protocol the task does not have.
     """
     if task_folder is None:
         from sleepbench.registry import task_folder as folder_of
 
         task_folder = folder_of(task_name)
-    cfg = OmegaConf.merge(
-        OmegaConf.load(BASE_CONFIG),
-        OmegaConf.load(task_folder / "config.yaml"),
-        OmegaConf.from_dotlist(list(overrides)),
+    defaults = OmegaConf.merge(
+        OmegaConf.load(BASE_CONFIG), OmegaConf.load(task_folder / "config.yaml")
     )
+    schema = to_plain(defaults.pop("schema", None) or OmegaConf.create({}))
+    user = _parse_dotlist(overrides)
+    check_overrides(to_plain(defaults), to_plain(user), schema)
+    cfg = OmegaConf.merge(defaults, user)
     cfg.task = task_name
-    if cfg.protocol is None:
-        from sleepbench.registry import get_spec
-
-        cfg.protocol = get_spec(task_name).protocols[0]
+    registered = _registered_protocols(task_name)
+    if cfg.protocol is None and registered:
+        cfg.protocol = registered[0]
+    if registered and cfg.protocol not in registered:
+        raise ConfigError(
+            f"{task_name} has no protocol {cfg.protocol!r}; choose from {', '.join(registered)}"
+        )
     return cfg
+
+
+def _parse_dotlist(overrides: Sequence[str]) -> DictConfig:
+    """``OmegaConf.from_dotlist`` with a clear error for an item that is not ``key=value``."""
+    for item in overrides:
+        key, eq, _ = str(item).partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(
+                f"command line: {item!r} is not key=value (e.g. trainer.max_epochs=5)"
+            )
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except Exception as err:  # omegaconf's grammar errors carry the offending item
+        raise ConfigError(f"command line: cannot parse overrides {list(overrides)}: {err}") from err
+
+
+def _registered_protocols(task_name: str) -> tuple[str, ...]:
+    """The protocols of a registered task (empty for an unregistered one, as in tests)."""
+    from sleepbench.registry import TASK_PACKAGES, get_spec
+
+    return get_spec(task_name).protocols if task_name in TASK_PACKAGES else ()
 
 
 def apply_synthetic_overrides(cfg: DictConfig, overrides: Sequence[str] = ()) -> DictConfig:

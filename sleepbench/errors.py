@@ -1,8 +1,23 @@
-"""The one error type every reader and preprocessing step raises for bad input."""
+"""Error types: :class:`RecordingError` for a bad input file (every reader and preprocessing
+step raises it), :class:`UserError` / :class:`ConfigError` for mistakes in how sleepbench is
+called."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+
+class UserError(Exception):
+    """A mistake the user can fix (a config typo, an unknown protocol, no data where pointed).
+
+    The command line prints its message as one line and exits non-zero; the traceback is shown
+    only with ``--debug``.
+    """
+
+
+class ConfigError(UserError, ValueError):
+    """A config override or value that is refused before any work (unknown key, wrong type,
+    value outside its choices, unknown protocol)."""
 
 
 class RecordingError(Exception):

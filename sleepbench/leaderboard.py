@@ -8,9 +8,11 @@ comparison. Written as Markdown and HTML, plus one bar chart per task.
 from __future__ import annotations
 
 import html
+import logging
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,20 @@ import numpy as np
 from sleepbench.registry import get_task
 from sleepbench.results import ResultsStore
 
+log = logging.getLogger(__name__)
 
-def _fmt(values: Sequence[float]) -> str:
-    vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, ``None`` for anything else (missing, NaN, text)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _fmt(values: Sequence[Any]) -> str:
+    vals = [v for v in map(_number, values) if v is not None]
     if not vals:
         return "–"
     mean = float(np.mean(vals))
@@ -30,18 +43,41 @@ def _fmt(values: Sequence[float]) -> str:
     return f"{mean:.3f} ± {float(np.std(vals, ddof=1)):.3f}"
 
 
+def _row_problem(row: Any) -> str | None:
+    """Why ``row`` cannot be shown on the leaderboard, or ``None`` when it can."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    for name in ("key", "task", "model", "protocol"):
+        if not isinstance(row.get(name), (str, int)):
+            return f"no usable {name!r}"
+    if not isinstance(row.get("metrics"), dict):
+        return "no 'metrics' object"
+    for name in ("protocol_tags", "data", "reference"):
+        if not isinstance(row.get(name) or {}, dict):
+            return f"{name!r} is not an object"
+    return None
+
+
 def _group_rows(rows: Iterable[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    """Group result rows by (task, model, protocol, synthetic, tags); the latest row per run key wins."""
+    """Group result rows by (task, model, protocol, synthetic, tags); the latest row per run key wins.
+
+    A row that lacks what a table needs (hand-edited, written by an older version) is logged
+    and left out, so one bad row never takes the leaderboard down.
+    """
     latest: dict[str, dict[str, Any]] = {}
     for row in rows:
-        latest[row["key"]] = row
+        problem = _row_problem(row)
+        if problem is not None:
+            log.warning("leaderboard: result row left out (%s): %.120s", problem, row)
+            continue
+        latest[str(row["key"])] = row
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for row in latest.values():
-        tags = row.get("protocol_tags", {})
+        tags = row.get("protocol_tags") or {}
         tag_str = ", ".join(
             f"{k}={v}" for k, v in sorted(tags.items()) if v not in (None, False, "")
         )
-        synthetic = bool(row.get("data", {}).get("synthetic"))
+        synthetic = bool((row.get("data") or {}).get("synthetic"))
         groups[(row["task"], row["model"], row["protocol"], synthetic, tag_str)].append(row)
     return groups
 
@@ -76,7 +112,7 @@ def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], l
         ref_metrics = ref.get("metrics", {})
         data = "SYNTHETIC" if synthetic else "real"
         ours = _fmt([m["metrics"].get(f"test/{primary}") for m in members])
-        paper = f"{ref_metrics[primary]:.3f}" if primary in ref_metrics else "–"
+        paper = _fmt([ref_metrics.get(primary)])
         if paper != "–" and ref.get("protocol") != protocol:
             paper += f" ({ref.get('protocol')} protocol)"  # not like for like: say so
         overview.append([task, model, protocol, data, str(len(members)), primary, ours, paper])
@@ -88,7 +124,7 @@ def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], l
             note = ref.get("note", "")
             per_task[task].append(
                 [src, ref.get("protocol", "?"), note or "–", "real", "–"]
-                + [f"{ref_metrics[c]:.3f}" if c in ref_metrics else "–" for c in cols]
+                + [_fmt([ref_metrics.get(c)]) for c in cols]
             )
     tables = [("All tasks", overview_header, overview)]
     for task in sorted(per_task):
@@ -129,45 +165,88 @@ def to_html(tables: list[tuple[str, list[str], list[list[str]]]]) -> str:
     return "".join(parts)
 
 
+@dataclass(frozen=True)
+class Bar:
+    """One bar of a task's chart.
+
+    Args:
+        label: tick label (model and protocol; for a paper bar, the paper's protocol).
+        value: mean of the primary metric.
+        error: standard deviation over runs (0 for one run or a paper number).
+        paper: the bar is a published number, not one of our runs.
+    """
+
+    label: str
+    value: float
+    error: float
+    paper: bool
+
+
+def chart_bars(task: str, rows: Iterable[dict[str, Any]]) -> list[Bar]:
+    """The bars of ``task``'s chart: ours per model/protocol, then one per paper protocol.
+
+    A paper bar always names its protocol; one measured under a protocol none of our bars ran
+    says "other protocol", as the tables do, since it is not like for like.
+    """
+    cols = _metric_columns(task)
+    if not cols:
+        return []
+    primary = cols[0]
+    ours: list[Bar] = []
+    ours_protocols: set[str] = set()
+    refs: dict[str, float] = {}  # paper protocol -> its number
+    for (t, model, protocol, synthetic, _), members in sorted(_group_rows(rows).items()):
+        if t != task:
+            continue
+        vals = [_number(m["metrics"].get(f"test/{primary}")) for m in members]
+        vals = [v for v in vals if v is not None]
+        if not vals:
+            continue
+        label = f"{model}\n{protocol}{' (synthetic)' if synthetic else ''}"
+        spread = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+        ours.append(Bar(label, float(np.mean(vals)), spread, paper=False))
+        ours_protocols.add(str(protocol))
+        ref = members[-1].get("reference") or {}
+        ref_value = _number((ref.get("metrics") or {}).get(primary))
+        if ref_value is not None:
+            refs[str(ref.get("protocol", "?"))] = ref_value
+    if not ours:
+        return []
+    papers = [
+        Bar(
+            f"paper\n{p} protocol" + ("" if p in ours_protocols else "\n(other protocol)"),
+            value,
+            0.0,
+            paper=True,
+        )
+        for p, value in sorted(refs.items())
+    ]
+    return ours + papers
+
+
 def plot_task(task: str, rows: Iterable[dict[str, Any]], path: Path) -> Path | None:
-    """Bar chart of a task's primary metric, ours (per model/protocol) against the paper."""
+    """Bar chart (PNG at ``path``) of a task's primary metric, ours against the papers'.
+
+    Returns:
+        ``path``, or ``None`` when the task has no run with its primary metric.
+    """
+    bars = chart_bars(task, rows)
+    if not bars:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = _metric_columns(task)
-    if not cols:
-        return None
-    primary = cols[0]
-    labels, values, errors = [], [], []
-    ref_value = None
-    for (t, model, protocol, synthetic, _), members in sorted(_group_rows(rows).items()):
-        if t != task:
-            continue
-        vals = [m["metrics"].get(f"test/{primary}") for m in members]
-        vals = [v for v in vals if v is not None]
-        if not vals:
-            continue
-        labels.append(f"{model}\n{protocol}{' (synthetic)' if synthetic else ''}")
-        values.append(float(np.mean(vals)))
-        errors.append(float(np.std(vals)) if len(vals) > 1 else 0.0)
-        ref_value = (members[-1].get("reference") or {}).get("metrics", {}).get(primary, ref_value)
-    if not values:
-        return None
-    if ref_value is not None:
-        labels.append("paper")
-        values.append(float(ref_value))
-        errors.append(0.0)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(values), 3))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(bars), 3))
     ax.bar(
-        range(len(values)),
-        values,
-        yerr=errors,
-        color=["C0"] * (len(values) - (ref_value is not None)) + ["C1"] * (ref_value is not None),
+        range(len(bars)),
+        [b.value for b in bars],
+        yerr=[b.error for b in bars],
+        color=["C1" if b.paper else "C0" for b in bars],
     )
-    ax.set_xticks(range(len(values)), labels, fontsize=7)
-    ax.set_ylabel(primary)
+    ax.set_xticks(range(len(bars)), [b.label for b in bars], fontsize=7)
+    ax.set_ylabel(_metric_columns(task)[0])
     ax.set_title(task)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -2,18 +2,27 @@
 
 One line per finished run (:class:`RunResult` as a dict). A run key is
 ``task/model/protocol/fold/seed/config-hash``: a finished key is not re-run unless forced.
-Appends take an exclusive lock so concurrent runs never interleave lines.
+
+Nothing stored is ever lost or poisoned by one bad write:
+
+- an append is one ``write`` of a whole line under an exclusive lock, flushed and fsynced, so
+  concurrent runs never interleave lines;
+- a line left torn by a crash or a full disk is skipped (and reported) when reading, and the next
+  append starts on a new line instead of being glued onto it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -69,24 +78,64 @@ def run_key(task: str, model: str, protocol: str, fold: int, seed: int, config_h
     return f"{task}/{model}/{protocol}/fold{fold}/seed{seed}/{config_hash}"
 
 
+@dataclass(frozen=True)
+class BadLine:
+    """A line of the results file that is not a result row.
+
+    Args:
+        line_no: 1-based line number.
+        reason: why it was skipped (``"torn or invalid JSON: ..."``, ``"no 'key' field"``).
+    """
+
+    line_no: int
+    reason: str
+
+
 class ResultsStore:
     """A JSONL file of run results.
 
     Args:
         path: the ``.jsonl`` file (created on first append).
+
+    Iterating yields the valid rows in file order; lines that are not a JSON object with a
+    ``key`` (a torn last line, say) are skipped, logged once per read and listed by
+    :meth:`bad_lines`.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        rows, bad = self._read()
+        for problem in bad:
+            log.warning("%s line %d skipped: %s", self.path, problem.line_no, problem.reason)
+        yield from rows
+
+    def bad_lines(self) -> list[BadLine]:
+        """Lines that are not result rows (torn writes, foreign text), with their reasons."""
+        return self._read()[1]
+
+    def _read(self) -> tuple[list[dict[str, Any]], list[BadLine]]:
         if not self.path.exists():
-            return
-        with open(self.path) as fh:
-            for line in fh:
-                line = line.strip()
-                if line:
-                    yield json.loads(line)
+            return [], []
+        rows: list[dict[str, Any]] = []
+        bad: list[BadLine] = []
+        # bytes, decoded per line: a torn multi-byte character spoils one line, not the file
+        with open(self.path, "rb") as fh:
+            for line_no, raw in enumerate(fh, start=1):
+                text = raw.decode("utf-8", errors="replace").strip()
+                if not text:
+                    continue
+                try:
+                    row = json.loads(text)
+                except json.JSONDecodeError as err:
+                    bad.append(BadLine(line_no, f"torn or invalid JSON ({err.msg})"))
+                    continue
+                if not isinstance(row, dict) or "key" not in row:
+                    bad.append(BadLine(line_no, "not a result row (no 'key' field)"))
+                    continue
+                rows.append(row)
+        return rows, bad
 
     def keys(self) -> set[str]:
         """Keys of all stored runs."""
@@ -101,18 +150,33 @@ class ResultsStore:
         return found
 
     def append(self, row: RunResult | dict[str, Any]) -> None:
-        """Append one result (locked, flushed and fsynced)."""
+        """Append one result as one whole line: locked, written at once, fsynced.
+
+        If the file's last line was torn (no final newline), the row starts on a new line so
+        that it is not glued onto the broken one.
+        """
         data = row.to_dict() if isinstance(row, RunResult) else dict(row)
+        if "key" not in data:
+            raise ValueError("a result row needs a 'key'")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = json.dumps(data, sort_keys=True, default=_json_default) + "\n"
-        with open(self.path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        line = (json.dumps(data, sort_keys=True, default=_json_default) + "\n").encode()
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line
+            _write_all(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)  # closing releases the lock
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is out (one call for any line of ordinary size)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _json_default(obj: Any) -> Any:

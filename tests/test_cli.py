@@ -59,6 +59,34 @@ def test_download_offline_verifies_checksums(
         main(["download", "apnea_ecg", "--dest", str(dest), "--offline-from", str(src)])
 
 
-def test_unknown_task_is_a_clear_error() -> None:
-    with pytest.raises(KeyError, match="unknown task"):
-        main(["bench", "--task", "nope"])
+def test_unknown_task_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--task", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown task 'nope'; registered: " in err and "Traceback" not in err
+
+
+def test_a_config_typo_is_one_line_and_a_nonzero_exit(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(["bench", "--task", "shhs_spo2", "trainer.max_epoch=1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "did you mean trainer.max_epochs?" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 2  # message + --debug hint
+    assert not (tmp_path / "results").exists()
+
+
+def test_prepare_refuses_an_unknown_protocol_before_writing_anything(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    splits = tmp_path / "splits"
+    code = main(["prepare", "--task", "sleep_edf", "protocol=bogus", f"output.splits_dir={splits}"])
+    assert code == 2 and "no protocol 'bogus'" in capsys.readouterr().err
+    assert not splits.exists()
+
+
+def test_debug_shows_the_traceback() -> None:
+    from sleepbench.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        main(["--debug", "bench", "--task", "shhs_spo2", "trainer.max_epochs=abc"])

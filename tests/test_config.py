@@ -16,6 +16,7 @@ from sleepbench.config import (
     load_config,
     to_plain,
 )
+from sleepbench.errors import ConfigError
 
 TASK_YAML = """
 protocol: official
@@ -107,3 +108,78 @@ def test_default_folders_follow_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("SLEEPBENCH_DATA")
     assert default_cache_dir() == Path.home() / ".cache" / "sleepbench"
     assert default_data_root("apnea-ecg") == Path("data/apnea-ecg")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "trainer.max_epoch=1",
+            "unknown config key 'trainer.max_epoch'; did you mean trainer.max_epochs?",
+        ),
+        (
+            "trainer.max_epochs=abc",
+            "trainer.max_epochs=abc is text, but trainer.max_epochs takes an integer",
+        ),
+        ("data.batch_size=1.5", "data.batch_size takes an integer"),
+        ("trainer.deterministic=maybe", "trainer.deterministic=maybe is not allowed"),
+        ("trainer.precision=half", "trainer.precision=half is not allowed"),
+        ("optim.lrr=0.1", "did you mean optim.lr?"),
+        ("nonsense_key=1", "unknown config key 'nonsense_key'"),
+        ("fold", "'fold' is not key=value"),
+        ("trainer.max_epochs=[1, 2]", "takes an integer"),
+        ("data.batch_size=true", "takes an integer"),
+    ],
+)
+def test_bad_overrides_are_refused_naming_the_key(
+    task_folder: Path, override: str, message: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config("toy", [override], task_folder)
+    assert message in str(err.value)
+
+
+def test_good_overrides_of_every_kind_pass(task_folder: Path) -> None:
+    cfg = load_config(
+        "toy",
+        [
+            "optim.lr=1",  # an integer where a float is expected
+            "trainer.precision=16-mixed",
+            "trainer.precision=32",  # read as a number, matches the text choice "32"
+            "trainer.devices=[0,1]",  # any_value: int, "auto" or a list
+            "trainer.deterministic=warn",
+            "data.root=/data/x",  # null default: free
+            "trainer.limit_train_batches=0.25",
+            "ablations.mine.a=[optim.lr=1]",  # empty-mapping default: free
+            "trainer.gradient_clip_val=null",
+        ],
+        task_folder,
+    )
+    assert cfg.trainer.devices == [0, 1] and cfg.optim.lr == 1
+    assert "schema" not in cfg  # checked against, not part of the run config or its hash
+
+
+def test_task_choices_refuse_a_value_that_would_fail_every_recording() -> None:
+    with pytest.raises(ConfigError, match="preprocess.smoothing=gaussian is not allowed"):
+        load_config("shhs_spo2", ["preprocess.smoothing=gaussian"])
+    with pytest.raises(ConfigError, match="no protocol 'nope'"):
+        load_config("sleep_edf", ["protocol=nope"])
+
+
+def test_schema_choices_match_what_the_code_accepts() -> None:
+    """The choices written in config.yaml are the options the code implements, no more, no less."""
+    from sleepbench.signal.spo2 import SMOOTHERS
+    from sleepbench.tasks.apnea_ecg.network import SIZES
+    from sleepbench.tasks.shhs_spo2.data import AHI_RULES
+    from sleepbench.tasks.shhs_spo2.network import VARIANTS
+
+    def choices(task: str) -> dict:
+        from sleepbench.registry import task_folder
+
+        return OmegaConf.load(task_folder(task) / "config.yaml").schema.choices
+
+    shhs = choices("shhs_spo2")
+    assert set(shhs["preprocess.smoothing"]) == set(SMOOTHERS)
+    assert set(shhs["model.variant"]) == set(VARIANTS)
+    assert set(shhs["labels.ahi_variable"]) == set(AHI_RULES)
+    assert set(choices("apnea_ecg")["model.size"]) == set(SIZES)

@@ -46,3 +46,25 @@ def test_task_is_complete(name: str) -> None:
 def test_unknown_task_lists_registered_names() -> None:
     with pytest.raises(KeyError, match=next(iter(TASK_PACKAGES))):
         get_task("no_such_task")
+
+
+def _dotlist(tree: dict, prefix: str = "") -> list[str]:
+    """A nested mapping as ``key=value`` overrides (lists and scalars as YAML flow values)."""
+    out = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out += _dotlist(value, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}={yaml.safe_dump(value, default_flow_style=True).strip()}")
+    return [o.removesuffix("\n...") for o in out]
+
+
+@pytest.mark.parametrize("name", task_names())
+def test_shipped_overrides_pass_the_config_check(name: str) -> None:
+    """The task's own synthetic_overrides and every ablation variant are valid overrides."""
+    cfg = load_config(name)
+    synthetic = OmegaConf.to_container(cfg.synthetic_overrides, resolve=True) or {}
+    load_config(name, _dotlist(synthetic))
+    for variants in (OmegaConf.to_container(cfg.ablations, resolve=True) or {}).values():
+        for overrides in variants.values():
+            load_config(name, [str(o) for o in overrides])

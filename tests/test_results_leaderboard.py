@@ -158,3 +158,72 @@ def test_missing_metric_values_show_a_dash() -> None:
     row["metrics"] = {"test/f1": float("nan")}
     _, header, overview = build_tables([row])[0]
     assert overview[0][header.index("ours")] == "–"
+
+
+def test_a_torn_line_is_skipped_reported_and_not_glued_onto(tmp_path: Path, caplog) -> None:
+    store = ResultsStore(tmp_path / "results.jsonl")
+    store.append(result(0, 0.7))
+    whole = result(1, 0.8).to_dict()
+    torn = json.dumps(whole)[: len(json.dumps(whole)) // 2]
+    with open(store.path, "a") as fh:  # a crash mid-write: half a line, no newline
+        fh.write(torn)
+    assert [b.line_no for b in store.bad_lines()] == [2]
+    with caplog.at_level("WARNING"):
+        assert [r["fold"] for r in store] == [0]
+    assert "line 2 skipped" in caplog.text
+    store.append(result(2, 0.9))  # starts on a new line: the torn line stays alone
+    assert [r["fold"] for r in store] == [0, 2]
+    lines = store.path.read_text().splitlines()
+    assert lines[1] == torn and json.loads(lines[2])["fold"] == 2
+
+
+def test_lines_that_are_not_rows_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_bytes(b'[1, 2]\n{"no_key": 1}\n\xff\xfe garbage\n')
+    store = ResultsStore(path)
+    assert list(store) == [] and len(store.bad_lines()) == 3
+    with pytest.raises(ValueError, match="key"):
+        store.append({"task": "x"})
+
+
+def test_leaderboard_survives_a_torn_last_line_and_bad_rows(
+    tmp_path: Path, parity_reference
+) -> None:
+    store = ResultsStore(tmp_path / "results.jsonl")
+    for row in rows_for_board(parity_reference):
+        store.append(row)
+    store.append({"key": "hand-edited", "task": TASK})  # no model, protocol or metrics
+    bad_metrics = result(3, 0.5).to_dict()
+    bad_metrics["metrics"] = {"test/f1": "n/a"}
+    store.append(bad_metrics)
+    with open(store.path, "a") as fh:
+        fh.write('{"key": "torn", "task": "apn')
+    md = write_leaderboard(store.path, tmp_path / "leaderboard.md").read_text()
+    assert "0.850 ± " in md and "SYNTHETIC" in md
+
+
+def test_cli_leaderboard_exits_zero_on_a_torn_results_file(tmp_path: Path, capsys) -> None:
+    from sleepbench.cli import main
+
+    store = ResultsStore(tmp_path / "results.jsonl")
+    store.append(result(0, 0.75))
+    with open(store.path, "a") as fh:
+        fh.write('{"key": "torn"')
+    out = tmp_path / "board.md"
+    assert main(["leaderboard", "--results", str(store.path), "--out", str(out)]) == 0
+    assert "0.750" in capsys.readouterr().out
+
+
+def test_chart_names_the_protocol_of_each_paper_bar(parity_reference) -> None:
+    from sleepbench.leaderboard import chart_bars
+
+    # an official run beside a paper number measured under the parity protocol
+    row = result(0, 0.6, "official", reference=parity_reference).to_dict()
+    bars = chart_bars(TASK, [row])
+    assert [b.paper for b in bars] == [False, True]
+    assert bars[1].label == "paper\nparity protocol\n(other protocol)"
+    assert bars[1].value == pytest.approx(parity_reference["metrics"]["f1"])
+    # like for like: the paper's protocol is the run's own
+    same = chart_bars(TASK, rows_for_board(parity_reference)[:3])
+    assert same[-1].label == "paper\nparity protocol"
+    assert same[0].error == pytest.approx(np.std([0.8, 0.9], ddof=1))

@@ -8,11 +8,16 @@ two of train/val/test raises :class:`LeakageError`. Protocols that leak on purpo
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 class LeakageError(ValueError):
@@ -63,11 +68,21 @@ class Split:
                 seen[subj] = name
 
     def save(self, path: Path) -> None:
-        """Write the split as JSON (atomically)."""
+        """Write the split as JSON, atomically.
+
+        Each writer uses its own temporary file in the target folder and renames it into place,
+        so processes making the same split at once never trip over one another's temporary file
+        and a reader sees either no file or a whole one.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
-        tmp.replace(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(asdict(self), indent=1))
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     @classmethod
     def load(cls, path: Path) -> Split:
@@ -204,11 +219,15 @@ def stored_split(path: Path, make: callable, subject_of: Mapping[str, str]) -> S
     regenerated rather than silently trimmed, so the stored file always says what was run.
     """
     if path.exists():
-        split = Split.load(path)
-        known = set(subject_of)
-        if all(r in known for r in split.train + split.val + split.test):
-            split.check(subject_of)
-            return split
+        try:
+            split = Split.load(path)
+        except (json.JSONDecodeError, TypeError) as err:  # not a split file we wrote
+            log.warning("split file %s is unreadable (%s); making it anew", path, err)
+        else:
+            known = set(subject_of)
+            if all(r in known for r in split.train + split.val + split.test):
+                split.check(subject_of)
+                return split
     split = make()
     split.check(subject_of)
     split.save(path)

@@ -193,3 +193,32 @@ def test_stored_split_rejects_a_leaky_maker(tmp_path: Path) -> None:
     with pytest.raises(LeakageError):
         stored_split(path, lambda: Split("p", 0, 0, ["s1n1"], [], ["s1n2"]), SUBJECT_OF)
     assert not path.exists()
+
+
+def _save_same_split(path: str, worker: int) -> None:
+    split = Split("p", 0, 0, train=["a", "b"], val=["c"], test=["d"])
+    for _ in range(20):
+        split.save(Path(path))
+
+
+def test_concurrent_saves_of_one_split_never_collide(tmp_path: Path) -> None:
+    import multiprocessing as mp
+
+    path = tmp_path / "splits" / "t-p-fold0-seed0.json"
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_save_same_split, args=(str(path), w)) for w in range(16)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 16
+    assert Split.load(path).test == ["d"]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
+
+
+def test_an_unreadable_split_file_is_made_anew(tmp_path: Path) -> None:
+    path = tmp_path / "t-p-fold0-seed0.json"
+    path.write_text('{"protocol": "p", "fo')  # torn
+    subject_of = {"a": "s1", "d": "s2"}
+    split = stored_split(path, lambda: Split("p", 0, 0, ["a"], [], ["d"]), subject_of)
+    assert split.test == ["d"] and Split.load(path).train == ["a"]
