@@ -1,0 +1,55 @@
+"""The README quotes only figures that the benchmark scripts' JSON output holds."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def figures():
+    """``benchmarks/readme_figures.py`` imported as a module."""
+    spec = importlib.util.spec_from_file_location(
+        "readme_figures", REPO / "benchmarks" / "readme_figures.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_block_is_what_the_json_renders(figures) -> None:
+    readme = (REPO / "README.md").read_text()
+    assert figures.readme_block(readme) == figures.render(), (
+        "README figures differ from benchmarks/out/*.json: re-run the benchmark scripts and "
+        "`python benchmarks/readme_figures.py --write`"
+    )
+
+
+def test_a_changed_json_figure_changes_the_block(figures, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(REPO / "benchmarks" / "out", out)
+    payload = json.loads((out / "apnea_ecg.json").read_text())
+    payload["figures"]["cache_windows_per_s"] *= 2
+    (out / "apnea_ecg.json").write_text(json.dumps(payload))
+    assert figures.render(out) != figures.render()
+
+
+def test_a_missing_benchmark_is_an_error_not_a_stale_figure(figures, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(REPO / "benchmarks" / "out", out)
+    (out / "sleep_edf.json").unlink()
+    with pytest.raises(FileNotFoundError, match="bench_sleep_edf.py"):
+        figures.render(out)
+
+
+def test_without_a_gpu_run_the_readme_says_so(figures, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(REPO / "benchmarks" / "out", out)
+    (out / "gpu_check.json").unlink(missing_ok=True)
+    assert "No GPU figure exists yet" in figures.render(out)
