@@ -30,6 +30,7 @@ from sleepbench.config import (
     to_plain,
 )
 from sleepbench.data.datamodule import file_lock
+from sleepbench.progress import EpochSummary, heartbeat, progress_bar_wanted
 from sleepbench.registry import Task, get_task
 from sleepbench.results import ResultsStore, RunResult, run_key
 
@@ -97,7 +98,8 @@ def resolve_data(cfg: DictConfig, task: Task, overrides: Sequence[str] = ()) -> 
             tmp = synth.with_name(synth.name + ".partial")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
-            manifest = task.write_synthetic(tmp, cfg)
+            with heartbeat(tmp, f"writing the synthetic {dataset} set"):
+                manifest = task.write_synthetic(tmp, cfg)
             (tmp / ".complete").write_text(json.dumps(manifest, indent=1, default=str))
             shutil.rmtree(synth, ignore_errors=True)
             tmp.rename(synth)
@@ -143,8 +145,15 @@ def hardware(trainer: Any) -> dict[str, Any]:
     return info
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str, mode: str) -> Any:
-    """Lightning Trainer from ``cfg.trainer`` with CSV (always) and W&B (optional) loggers."""
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, monitor: str, mode: str, callbacks: Sequence[Any] = ()
+) -> Any:
+    """Lightning Trainer from ``cfg.trainer`` with CSV (always) and W&B (optional) loggers.
+
+    Keeps the best checkpoint by ``monitor`` (``mode`` ``min``/``max``); shows a progress bar or,
+    without one (``trainer.enable_progress_bar``, ``auto`` = only on a terminal), one log line per
+    epoch. ``callbacks`` are added as they are (e.g. timing probes).
+    """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger, WandbLogger
@@ -174,6 +183,7 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str, mode: str) -> An
         filename="best",
     )
     t = cfg.trainer
+    show_bar = progress_bar_wanted(t.enable_progress_bar)
     deterministic: Any = t.deterministic
     if deterministic is True and t.accelerator != "cpu":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -189,10 +199,10 @@ def build_trainer(cfg: DictConfig, run_dir: Path, monitor: str, mode: str) -> An
         limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches,
         log_every_n_steps=int(t.log_every_n_steps),
-        enable_progress_bar=bool(t.enable_progress_bar),
+        enable_progress_bar=show_bar,
         num_sanity_val_steps=0,
         logger=loggers,
-        callbacks=[ckpt],
+        callbacks=[ckpt, *([] if show_bar else [EpochSummary()]), *callbacks],
         default_root_dir=str(run_dir),
     )
 
@@ -216,12 +226,20 @@ def _scalar_metrics(logged: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
+def run(
+    task_name: str, overrides: Sequence[str] = (), callbacks: Sequence[Any] = ()
+) -> list[dict[str, Any]]:
     """Train and test one task per its config and store the result.
+
+    Checkpoints (``ckpt_path``, the best checkpoint of this fit) are loaded with
+    ``weights_only=True`` passed explicitly: a checkpoint's pickle can only rebuild tensors and
+    plain containers, never run code, even with ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` set
+    (which only changes ``torch.load`` calls that leave ``weights_only`` unset).
 
     Args:
         task_name: registered task.
         overrides: omegaconf dotlist applied over the task defaults.
+        callbacks: extra Lightning callbacks for the trainer (e.g. timing probes).
 
     Returns:
         The result rows written (the model's, plus any peer-baseline rows the task adds).
@@ -257,12 +275,12 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     dm.prepare_data()
     dm.setup("fit")
     module = task.build_module(cfg, dm)
-    trainer = build_trainer(cfg, run_dir, module.monitor, module.monitor_mode)
+    trainer = build_trainer(cfg, run_dir, module.monitor, module.monitor_mode, callbacks)
 
     t0 = time.perf_counter()
     fitted = int(cfg.trainer.max_epochs) > 0
     if fitted:
-        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+        trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path, weights_only=True)
     train_s = time.perf_counter() - t0
     # validation scores of the last epoch, before testing replaces the callback metrics
     scalars = _scalar_metrics(trainer.callback_metrics)
@@ -273,7 +291,7 @@ def run(task_name: str, overrides: Sequence[str] = ()) -> list[dict[str, Any]]:
     elif not fitted and cfg.ckpt_path:
         ckpt = str(cfg.ckpt_path)
     t1 = time.perf_counter()
-    logged = trainer.test(module, datamodule=dm, ckpt_path=ckpt, verbose=False)
+    logged = trainer.test(module, datamodule=dm, ckpt_path=ckpt, verbose=False, weights_only=True)
     test_s = time.perf_counter() - t1
     if not trainer.is_global_zero:
         return []

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 # Bump when the on-disk layout written by sleepbench.cache.build changes.
-CACHE_FORMAT_VERSION = 1
+# 2: the skipped table has four columns (record_id, files, error_type, message).
+CACHE_FORMAT_VERSION = 2
 
 
 def source_stamp(paths: Sequence[Path]) -> list[tuple[str, int, int]]:

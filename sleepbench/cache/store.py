@@ -15,6 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from sleepbench.cache.skipped import SkippedRecord, format_skipped, read_skipped_table
 from sleepbench.errors import RecordingError
 
 
@@ -34,6 +35,12 @@ class CacheStore:
     Args:
         path: ``.h5`` file written by :func:`sleepbench.cache.build.build_cache`.
         in_memory: read every dataset into RAM once (small sets; avoids HDF5 reads per item).
+
+    Attributes:
+        records: the cached recordings (:class:`CachedRecord`), sorted by id.
+        skipped_records: the recordings the build left out (:class:`SkippedRecord`: id, files,
+            error type, message), sorted by id.
+        skipped: the same as ``(record_id, "<error_type>: <message>")`` pairs.
 
     Raises:
         RecordingError: the file is not a complete sleepbench cache.
@@ -61,7 +68,7 @@ class CacheStore:
                         shapes={k: tuple(grp[k].shape) for k in grp},
                     )
                 )
-            self.skipped = [(str(a), str(b)) for a, b in f["skipped"].asstr()[()]]
+            self.skipped_records: list[SkippedRecord] = read_skipped_table(f)
             if in_memory:
                 self._memory = {
                     rid: {k: grp[k][()] for k in grp} for rid, grp in f["records"].items()
@@ -79,6 +86,15 @@ class CacheStore:
             self._handle = h5py.File(self.path, "r")
             self._pid = os.getpid()
         return self._handle
+
+    @property
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(record_id, reason)`` of every skipped recording (reason: ``"<type>: <message>"``)."""
+        return [(r.record_id, r.reason) for r in self.skipped_records]
+
+    def skipped_summary(self) -> str:
+        """The skipped table as text, one recording per line (empty when none was skipped)."""
+        return format_skipped(self.skipped_records)
 
     def index_of(self, record_id: str) -> int:
         """Position of ``record_id`` in :attr:`records`."""

@@ -7,11 +7,9 @@ protocol's split (:meth:`make_split`), its windows (:meth:`window_index`) and au
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,26 +21,16 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Sampler
 
 from sleepbench.cache.build import PreprocessFn, SourceRecord, build_cache
+from sleepbench.cache.lock import file_lock  # also imported from here by sleepbench.train
 from sleepbench.cache.store import CacheStore
 from sleepbench.config import default_cache_dir, to_plain
 from sleepbench.data.splits import Split, split_file, stored_split
 from sleepbench.data.windows import WindowDataset, WindowIndex
+from sleepbench.progress import progress_bar_wanted
 
 log = logging.getLogger(__name__)
 
 Transform = Callable[[np.ndarray, np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]
-
-
-@contextmanager
-def file_lock(path: Path):
-    """Exclusive inter-process lock on ``path`` (ranks racing to build one cache wait here)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 class CachedDataModule(pl.LightningDataModule):
@@ -105,7 +93,8 @@ class CachedDataModule(pl.LightningDataModule):
         if not sources:
             raise FileNotFoundError(f"no {self.task_name} recordings found under {self.root}")
         lock = self.cache_dir / f".{self.task_name}.lock"
-        with file_lock(lock):
+        timeout = self.cfg.data.get("lock_timeout_s")  # None: wait, logging who holds it
+        with file_lock(lock, timeout_s=None if timeout is None else float(timeout)):
             self.cache_file = build_cache(
                 self.task_name,
                 sources,
@@ -114,7 +103,7 @@ class CachedDataModule(pl.LightningDataModule):
                 self.cache_dir,
                 self.reader_version,
                 workers=int(self.cfg.data.build_workers),
-                progress=bool(self.cfg.trainer.get("enable_progress_bar", True)),
+                progress=progress_bar_wanted(self.cfg.trainer.get("enable_progress_bar", "auto")),
             )
         self._n_sources = len(sources)
 
@@ -126,8 +115,14 @@ class CachedDataModule(pl.LightningDataModule):
         self.store = CacheStore(
             self.cache_file, in_memory=bool(self.cfg.data.get("in_memory", False))
         )
-        for rid, reason in self.store.skipped:
-            log.warning("%s: record %s skipped: %s", self.task_name, rid, reason)
+        if self.store.skipped:  # one line: the build logged the whole table when it ran
+            log.warning(
+                "%s: %d recordings were skipped when %s was built: %s",
+                self.task_name,
+                len(self.store.skipped),
+                self.cache_file.name,
+                ", ".join(rid for rid, _ in self.store.skipped),
+            )
         subject_of = {r.record_id: r.subject_id for r in self.store.records}
         # the split is keyed by the records it was drawn from: a split drawn on a synthetic set
         # (or on a subset of the real data) is never reused for other data
@@ -173,7 +168,15 @@ class CachedDataModule(pl.LightningDataModule):
                 "val": len(self.val_set),
                 "test": len(self.test_set),
             },
-            "skipped": [{"record": r, "reason": why} for r, why in self.store.skipped],
+            "skipped": [
+                {
+                    "record": r.record_id,
+                    "reason": r.reason,
+                    "files": list(r.files),
+                    "error_type": r.error_type,
+                }
+                for r in self.store.skipped_records
+            ],
             "split_file": str(path),
             "leaky": self.split.leaky,
             "split_notes": self.split.notes,

@@ -20,6 +20,7 @@ apnea" column (60-minute groups from minute 0 with 5-60 apnea minutes).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 from wfdb.io.annotation import ann_label_table, is_qrs
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.bounds import MAX_RECORDING_S, check_range, check_recording_length
 from sleepbench.io.wfdb import read_annotation_samples, read_wfdb_record, record_stem
 from sleepbench.recording import Recording
 
@@ -92,6 +94,8 @@ _INFO_COLUMNS: tuple[tuple[str, type], ...] = (
     ("height_cm", float),
     ("weight_kg", float),
 )
+# Columns counting minutes of one recording, bounded by the longest recording.
+_MINUTE_COLUMNS = frozenset({"length_min", "non_apnea_min", "apnea_min"})
 
 
 def subject_of(record_id: str) -> str:
@@ -240,6 +244,10 @@ def read_event2_answers(path: str | Path) -> dict[str, list[str]]:
     empty = [name for name, labels in answers.items() if not labels]
     if empty or not answers:
         raise RecordingError(path, f"records without labels: {empty}" if empty else "no records")
+    for name, labels in answers.items():
+        check_recording_length(
+            path, f"{name}: {len(labels)} labelled minutes", len(labels) * MINUTE_S
+        )
     return answers
 
 
@@ -294,7 +302,9 @@ def read_additional_information(path: str | Path) -> dict[str, dict[str, Any]]:
 
     Raises:
         RecordingError: missing file or column header, a row with the wrong number of values
-            or an unparsable value, a repeated record, or ``length != non-apnea + apnea``.
+            or an unparsable, negative or infinite value (minute counts beyond the longest
+            recording of :mod:`sleepbench.io.bounds`), a repeated record, or
+            ``length != non-apnea + apnea``.
     """
     path, lines = _read_text(path)
     header_at = next((i for i, line in enumerate(lines) if line.split()[:1] == ["Record"]), None)
@@ -313,6 +323,10 @@ def read_additional_information(path: str | Path) -> dict[str, dict[str, Any]]:
             row = {name: kind(value) for (name, kind), value in zip(_INFO_COLUMNS, fields[1:])}
         except ValueError as err:
             raise RecordingError(path, f"line {number}: {err}") from err
+        for name, value in row.items():
+            if name != "sex":
+                high = MAX_RECORDING_S / MINUTE_S if name in _MINUTE_COLUMNS else math.inf
+                check_range(path, f"line {number}: {name}", value, 0.0, high, "")
         if row["length_min"] != row["non_apnea_min"] + row["apnea_min"]:
             raise RecordingError(path, f"line {number}: length != non-apnea + apnea minutes")
         if fields[0] in info:
@@ -344,19 +358,23 @@ def read_apnea_ecg_record(
         ``"withheld"`` or ``"duplicate"``.
 
     Raises:
-        RecordingError: the signal cannot be read, a released (or duplicate) record has no
-            usable ``.apn``, or the labels cover more minutes than the signal lasts.
+        RecordingError: ``stem`` has an extension that no file of a record has (see
+            :func:`~sleepbench.io.wfdb.record_stem`) or is not an Apnea-ECG record name, the
+            signal cannot be read, a released (or duplicate) record has no usable ``.apn``, or
+            the labels cover more minutes than the signal lasts.
     """
     stem = record_stem(stem)
     record_id = stem.name
-    recording = read_wfdb_record(
-        stem, channels, record_id, subject_of(record_id), max_nan_run_s=max_nan_run_s
-    )
+    try:
+        subject_id = subject_of(record_id)
+    except ValueError as err:
+        raise RecordingError(stem, str(err)) from None
+    recording = read_wfdb_record(stem, channels, record_id, subject_id, max_nan_run_s=max_nan_run_s)
     if record_id in WITHHELD:
         split, source = "withheld", stem
         labels = list(answers[record_id]) if answers and record_id in answers else None
     else:
-        split = "duplicate" if record_id != subject_of(record_id) else "released"
+        split = "duplicate" if record_id != subject_id else "released"
         source = stem.with_name(record_id + ".apn")
         labels = read_apn(stem)
     if labels is not None:

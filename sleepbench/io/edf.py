@@ -19,7 +19,9 @@ Hz with the file's calibration, and reads only the channels asked for. mne serve
 reference implementation in the tests. The fixed header is parsed here (it is 256 bytes plus
 256 per signal, see https://www.edfplus.info/specs/edf.html) because the size check that
 detects truncated files needs the header's own declared record count, which ``edfio`` silently
-"repairs".
+"repairs". The EDF+ annotations are parsed here too, from the raw TAL bytes of the annotation
+signal (https://www.edfplus.info/specs/edfplus.html#tal): ``edfio`` skips a TAL whose onset does
+not parse, which would leave the epochs it scores silently unscored.
 
 Privacy. The EDF header's patient field (patient code, sex, birth date, name) and the recording
 identification field (admin code, technician, equipment) are never returned, stored or logged.
@@ -40,12 +42,24 @@ import edfio
 import numpy as np
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.bounds import (
+    check_edf_record_duration,
+    check_recording_length,
+    check_sampling_rate,
+    check_time,
+)
+from sleepbench.io.channel_checks import check_samples
 from sleepbench.recording import Event, Recording, Signal
 
 __all__ = ["read_edf", "read_edf_annotations", "read_edf_header"]
 
 _FIXED_HEADER_BYTES = 256
-_ANNOTATION_LABEL = "EDF Annotations"
+_ANNOTATION_LABEL = b"EDF Annotations"
+# One Time-stamped Annotations List: onset, optional duration (\x15), then texts each closed by
+# \x14; the \x00 that ends a TAL is split off before matching.
+_TAL = re.compile(rb"([+-]\d+(?:\.\d*)?)(?:\x15(\d+(?:\.\d*)?))?\x14(.*)\x14", re.DOTALL)
+# Successive EDF+C data records must start record_duration apart (their time-keeping TALs).
+_TIMEKEEPING_TOLERANCE_S = 1e-3
 # (name, width in bytes) of the per-signal header fields, in file order.
 _SIGNAL_FIELDS: tuple[tuple[str, int], ...] = (
     ("label", 16),
@@ -89,7 +103,9 @@ def read_edf_header(path: str | Path) -> dict[str, Any]:
         Nothing from the patient or recording identification fields is included.
 
     Raises:
-        RecordingError: missing, non-EDF, malformed or truncated file.
+        RecordingError: missing, non-EDF, malformed or truncated file, a size that disagrees
+            with the declared record count, a channel label that is not printable ASCII, or a
+            record duration or recording length out of :mod:`sleepbench.io.bounds`.
     """
     return _header_dict(_parse_header(Path(path)))
 
@@ -131,9 +147,11 @@ def read_edf(
         ``meta`` holding only the requested ``meta_fields``.
 
     Raises:
-        RecordingError: missing/truncated/malformed file, discontinuous EDF+D file, requested
-            channel absent (the message lists the channels present), empty, flat or NaN
-            channel, or a sampling rate other than ``expected_fs_hz``.
+        RecordingError: missing/truncated/malformed file (see :func:`read_edf_header`),
+            discontinuous EDF+D file, requested channel absent (the message lists the channels
+            present), empty, flat or NaN channel, physical or digital minimum equal to the
+            maximum, a sampling rate outside :mod:`sleepbench.io.bounds` or other than
+            ``expected_fs_hz``, or malformed annotations (see :func:`read_edf_annotations`).
     """
     path = Path(path)
     unknown = set(meta_fields) - _META_FIELDS
@@ -142,11 +160,12 @@ def read_edf(
     header = _parse_header(path)
     if header["edf_plus"] == "EDF+D":
         raise RecordingError(path, "EDF+D (discontinuous) files are not supported")
-    if header["record_duration_s"] <= 0 and header["ordinary"]:
-        raise RecordingError(path, f"data record duration {header['record_duration_s']} s")
     wanted = _resolve_channels(path, header, channels)
+    events = _read_annotations(path, header) if header["has_annotations"] else []
     edf = _open_edf(path)
     ordinary = edf.signals  # ordinary signals in file order, as header["ordinary"] indexes them
+    if len(ordinary) != len(header["ordinary"]):  # both identify the annotation signal by label
+        raise RecordingError(path, "edfio and the header disagree on the annotation signals")
     n_records = header["n_records"]
 
     signals: dict[str, Signal] = {}
@@ -154,14 +173,14 @@ def read_edf(
         sig_header = header["signals"][header["ordinary"][index]]
         _check_calibration(path, sig_header)
         fs_hz = sig_header["samples_per_record"] / header["record_duration_s"]
+        check_sampling_rate(path, f"sampling rate of {sig_header['label']!r}", fs_hz)
         _check_rate(path, key, fs_hz, expected_fs_hz)
-        # Trailing bytes beyond the declared records are ignored, as mne does.
+        # The size check made the file hold exactly the declared records.
         data = ordinary[index].data[: n_records * sig_header["samples_per_record"]]
         data = data.astype(np.float32)
-        _check_values(path, sig_header["label"], data, allow_flat)
+        check_samples(path, sig_header["label"], data, allow_flat=allow_flat)
         signals[key] = Signal(sig_header["label"], data, fs_hz, sig_header["unit"])
 
-    events = _annotations_to_events(edf) if header["has_annotations"] else []
     record_id = record_id if record_id is not None else path.name.split(".")[0]
     return Recording(
         record_id=record_id,
@@ -181,19 +200,23 @@ def read_edf_annotations(path: str | Path) -> list[Event]:
         path: the EDF+ file.
 
     Returns:
-        One :class:`Event` per annotation, sorted by onset: ``onset_s`` seconds from recording
-        start, ``duration_s`` (0 when the annotation has none), ``label`` the annotation text.
-        Time-keeping annotations are left out.
+        One :class:`Event` per annotation, sorted by onset: ``onset_s`` seconds from the start
+        of the first data record (the header's start time plus the first record's time-keeping
+        offset, as ``edfio`` and mne count), ``duration_s`` (0 when the annotation has none),
+        ``label`` the annotation text. Time-keeping (empty) annotations are left out.
 
     Raises:
-        RecordingError: missing, truncated or malformed file, or a plain EDF file (which cannot
-            carry annotations).
+        RecordingError: missing, truncated or malformed file (see :func:`read_edf_header`), a
+            plain EDF file (which cannot carry annotations), a TAL that does not parse (bad
+            onset or duration, missing terminator, text that is not printable UTF-8), a data
+            record without its time-keeping annotation, EDF+C records that are not contiguous,
+            or an onset or duration out of :mod:`sleepbench.io.bounds`.
     """
     path = Path(path)
     header = _parse_header(path)
     if not header["has_annotations"]:
         raise RecordingError(path, "plain EDF file: no 'EDF Annotations' signal to read")
-    return _annotations_to_events(_open_edf(path))
+    return _read_annotations(path, header)
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,22 +253,24 @@ def _parse_header(path: Path) -> dict[str, Any]:
     if len(raw) < header_bytes - _FIXED_HEADER_BYTES:
         raise RecordingError(path, f"truncated header: {size} of {header_bytes} bytes")
 
-    fields: dict[str, list[str]] = {}
+    fields: dict[str, list[bytes]] = {}
     offset = 0
     for name, width in _SIGNAL_FIELDS:
         chunk = raw[offset : offset + width * n_signals]
-        fields[name] = [
-            chunk[i * width : (i + 1) * width].decode("latin-1").strip() for i in range(n_signals)
-        ]
+        fields[name] = [chunk[i * width : (i + 1) * width] for i in range(n_signals)]
         offset += width * n_signals
 
     signals = []
     for i in range(n_signals):
-        label = fields["label"][i]
+        raw_label = fields["label"][i]
+        label = _label_text(path, raw_label, i)
         signals.append(
             {
                 "label": label,
-                "unit": fields["unit"][i],
+                # edfio tells the annotation signal by its right-stripped label; so do we, so
+                # that both number the ordinary signals alike.
+                "annotation": raw_label.rstrip() == _ANNOTATION_LABEL,
+                "unit": fields["unit"][i].decode("latin-1").strip(),
                 "samples_per_record": _int_field(
                     path, fields["samples_per_record"][i], f"samples per record of {label!r}"
                 ),
@@ -258,6 +283,8 @@ def _parse_header(path: Path) -> dict[str, Any]:
     negative = [s["label"] for s in signals if s["samples_per_record"] < 0]
     if negative:
         raise RecordingError(path, f"negative samples per record for {negative}")
+    ordinary = [i for i, s in enumerate(signals) if not s["annotation"]]
+    check_edf_record_duration(path, record_duration_s, has_signals=bool(ordinary))
     # EDF samples are 2-byte integers; the annotation signal uses the same 2-byte slots.
     record_bytes = 2 * sum(s["samples_per_record"] for s in signals)
     if record_bytes <= 0:
@@ -272,17 +299,11 @@ def _parse_header(path: Path) -> dict[str, Any]:
             )
     elif n_records < 0:
         raise RecordingError(path, f"header declares {n_records} data records")
-    expected_size = header_bytes + n_records * record_bytes
-    if size < expected_size:
-        raise RecordingError(
-            path,
-            f"truncated file: {size} bytes, header needs {expected_size} "
-            f"({header_bytes} header + {n_records} records x {record_bytes} bytes)",
-        )
+    check_recording_length(path, "recording length", n_records * record_duration_s)
+    _check_size(path, size, header_bytes, n_records, record_bytes)
 
     reserved = fixed[192:236].decode("latin-1").strip()
     edf_plus = reserved[:5] if reserved[:5] in ("EDF+C", "EDF+D") else None
-    ordinary = [i for i, s in enumerate(signals) if s["label"] != _ANNOTATION_LABEL]
     return {
         "signals": signals,
         "ordinary": ordinary,
@@ -294,6 +315,48 @@ def _parse_header(path: Path) -> dict[str, Any]:
         "edf_plus": edf_plus,
         "start_datetime": _start_datetime(fixed[168:176], fixed[176:184]),
     }
+
+
+def _check_size(
+    path: Path, size: int, header_bytes: int, n_records: int, record_bytes: int
+) -> None:
+    """The file must hold exactly the declared records: no fewer, no more, no partial one.
+
+    Extra whole records mean the header's count is stale (a recorder that crashed before
+    updating it): reading only the declared ones would silently drop data, half a night say.
+    A trailing partial record is refused too: the spec fixes the size exactly, so the header
+    and the data disagree and which of them is wrong cannot be told.
+    """
+    expected = header_bytes + n_records * record_bytes
+    layout = f"{header_bytes} header + {n_records} records x {record_bytes} bytes"
+    if size < expected:
+        raise RecordingError(
+            path, f"truncated file: {size} bytes, header needs {expected} ({layout})"
+        )
+    extra_records, rest = divmod(size - expected, record_bytes)
+    if extra_records:
+        raise RecordingError(
+            path,
+            f"file holds {extra_records} more data records than the {n_records} its header "
+            f"declares ({size} bytes, header implies {expected}: {layout})",
+        )
+    if rest:
+        raise RecordingError(
+            path,
+            f"{rest} bytes after the last declared data record ({size} bytes, header implies "
+            f"{expected}: {layout}); a partial record means header and data disagree",
+        )
+
+
+def _label_text(path: Path, raw: bytes, index: int) -> str:
+    """A channel label as text: printable ASCII, as the EDF spec requires of header fields."""
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not text.isprintable():
+        raise RecordingError(path, f"label of signal {index + 1} is not printable text: {raw!r}")
+    return text.strip()
 
 
 def _header_dict(header: dict[str, Any]) -> dict[str, Any]:
@@ -402,6 +465,14 @@ def _check_calibration(path: Path, sig: dict[str, Any]) -> None:
             f"channel {sig['label']!r}: digital range [{sig['digital_min']}, "
             f"{sig['digital_max']}] is empty",
         )
+    # A reversed physical range is legal (an inverted channel); an empty one maps every sample
+    # to one value (edfio then returns the raw digital numbers, in no unit at all).
+    if sig["physical_max"] == sig["physical_min"]:
+        raise RecordingError(
+            path,
+            f"channel {sig['label']!r}: physical minimum equals physical maximum "
+            f"({sig['physical_min']:g})",
+        )
     if sig["samples_per_record"] <= 0:
         raise RecordingError(path, f"channel {sig['label']!r} has no samples per record")
 
@@ -414,15 +485,6 @@ def _check_rate(
     want = expected.get(key) if isinstance(expected, Mapping) else expected
     if want is not None and not np.isclose(fs_hz, want, rtol=1e-6, atol=0.0):
         raise RecordingError(path, f"channel {key!r} is sampled at {fs_hz:g} Hz, expected {want:g}")
-
-
-def _check_values(path: Path, label: str, data: np.ndarray, allow_flat: bool) -> None:
-    if data.size == 0:
-        raise RecordingError(path, f"channel {label!r} is empty")
-    if not np.isfinite(data).all():
-        raise RecordingError(path, f"channel {label!r} contains NaN or infinite values")
-    if not allow_flat and data.min() == data.max():
-        raise RecordingError(path, f"channel {label!r} is flat (every sample is {data[0]:g})")
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,17 +502,105 @@ def _open_edf(path: Path) -> edfio.Edf:
         raise RecordingError(path, f"edfio cannot parse the file: {err}") from err
 
 
-def _annotations_to_events(edf: edfio.Edf) -> list[Event]:
+def _read_annotations(path: Path, header: dict[str, Any]) -> list[Event]:
+    """Parse the TALs of every annotation signal in every data record.
+
+    In each data record the first TAL of the first annotation signal is the record's
+    time-keeping annotation (empty text, onset = the record's start after the header's start
+    time); its onset in the first record is subtracted from every annotation onset, as
+    ``edfio`` does.
+    """
+    slots, offset = [], 0
+    for sig in header["signals"]:
+        width = 2 * sig["samples_per_record"]
+        if sig["annotation"]:
+            slots.append((offset, offset + width))
+        offset += width
+    n_records, record_bytes = header["n_records"], header["record_bytes"]
+    if n_records == 0:
+        return []
+    records = np.memmap(
+        path,
+        dtype=np.uint8,
+        mode="r",
+        offset=header["header_bytes"],
+        shape=(n_records, record_bytes),
+    )
+    starts: list[float] = []
+    found: list[tuple[float, float | None, str]] = []
+    for r in range(n_records):
+        for k, (lo, hi) in enumerate(slots):
+            tals = _parse_tals(path, records[r, lo:hi].tobytes(), r)
+            if k == 0:
+                if not tals or tals[0][2][:1] != [""]:
+                    raise RecordingError(
+                        path, f"data record {r} has no time-keeping annotation (empty first TAL)"
+                    )
+                starts.append(tals[0][0])
+                tals[0] = (tals[0][0], tals[0][1], tals[0][2][1:])
+            found.extend(
+                (onset, duration, text) for onset, duration, texts in tals for text in texts
+            )
+    del records  # release the memory map before the file may be replaced
+
+    # Annotation-only files have 0-s records that all start at 0: nothing to check there.
+    if header["edf_plus"] == "EDF+C" and header["record_duration_s"] > 0:
+        step = header["record_duration_s"]
+        for r, start in enumerate(starts):
+            if abs(start - (starts[0] + r * step)) > _TIMEKEEPING_TOLERANCE_S:
+                raise RecordingError(
+                    path,
+                    f"EDF+C data record {r} starts at {start:g} s, not {starts[0] + r * step:g} s "
+                    "(records are not contiguous)",
+                )
     events = [
-        Event(
-            onset_s=float(a.onset),
-            duration_s=float(a.duration) if a.duration is not None else 0.0,
-            label=a.text,
-        )
-        for a in edf.annotations
-        if a.text
+        Event(onset_s=round(onset - starts[0], 12), duration_s=duration or 0.0, label=text)
+        for onset, duration, text in found
+        if text
     ]
-    return sorted(events, key=lambda e: e.onset_s)
+    return sorted(events, key=lambda e: (e.onset_s, e.duration_s, e.label))
+
+
+def _parse_tals(path: Path, raw: bytes, record: int) -> list[tuple[float, float | None, list[str]]]:
+    """The TALs of one annotation signal in one data record: ``(onset_s, duration_s, texts)``.
+
+    Each TAL ends with a 0-byte, and the bytes after the last TAL are 0 (the spec's padding);
+    anything else is corruption and is refused rather than skipped.
+    """
+    tals = []
+    pos = 0
+    while pos < len(raw) and raw[pos] != 0:
+        end = raw.find(b"\x00", pos)
+        if end < 0:
+            raise RecordingError(path, f"data record {record}: TAL without its closing 0-byte")
+        match = _TAL.fullmatch(raw, pos, end)
+        if match is None:
+            raise RecordingError(path, f"data record {record}: malformed TAL {raw[pos:end][:60]!r}")
+        where = f"data record {record}: annotation"
+        onset = check_time(path, f"{where} onset", float(match[1]), signed=True)
+        duration = check_time(path, f"{where} duration", float(match[2])) if match[2] else None
+        tals.append(
+            (onset, duration, [_tal_text(path, t, record) for t in match[3].split(b"\x14")])
+        )
+        pos = end + 1
+    if raw[pos:].strip(b"\x00"):
+        raise RecordingError(
+            path, f"data record {record}: bytes after the last TAL: {raw[pos:][:60]!r}"
+        )
+    return tals
+
+
+def _tal_text(path: Path, raw: bytes, record: int) -> str:
+    """An annotation text: UTF-8 (EDF+ TALs are UTF-8) without control characters."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is None or not text.isprintable():
+        raise RecordingError(
+            path, f"data record {record}: annotation text is not printable UTF-8: {raw[:60]!r}"
+        )
+    return text
 
 
 def _patient_meta(

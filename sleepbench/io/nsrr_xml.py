@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.bounds import check_epoch_length, check_recording_length, check_time
 from sleepbench.io.sleep_edf_labels import runs_to_epochs
+from sleepbench.io.xml_parse import parse_xml
 from sleepbench.recording import Event
 
 __all__ = [
@@ -155,16 +157,13 @@ def read_nsrr_xml(path: str | Path) -> NsrrAnnotations:
 
     Raises:
         RecordingError: missing file, malformed XML, an unknown root element, no
-            ``ScoredEvents`` element, a non-numeric or negative ``Start``/``Duration``/SpO2
-            value, or an unknown stage code.
+            ``ScoredEvents`` element, a non-numeric SpO2 value, an ``EpochLength``,
+            ``Start`` or ``Duration`` outside :mod:`sleepbench.io.bounds` (epochs of 1-300 s,
+            times from 0 to the longest recording), a Profusion ``SleepStages`` list longer
+            than that, or an unknown stage code.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecordingError(path, "file not found")
-    try:
-        root = ET.parse(path).getroot()
-    except ET.ParseError as err:
-        raise RecordingError(path, f"malformed XML: {err}") from err
+    root = parse_xml(path)
     if root.tag not in ("PSGAnnotation", "CMPStudyConfig"):
         raise RecordingError(
             path,
@@ -388,10 +387,7 @@ def _epoch_length(path: Path, root: ET.Element) -> float:
     text = root.findtext("EpochLength")
     if text is None or not text.strip():
         return _DEFAULT_EPOCH_S
-    value = _number(path, text, "EpochLength")
-    if value <= 0:
-        raise RecordingError(path, f"EpochLength is {value}")
-    return value
+    return check_epoch_length(path, "EpochLength", _number(path, text, "EpochLength"))
 
 
 def _number(path: Path, text: str | None, what: str) -> float:
@@ -422,10 +418,12 @@ def _parse_event(path: Path, index: int, el: ET.Element, profusion: bool) -> Eve
         attrs = {"event_type": event_type}
         channel = el.findtext("SignalLocation")
     where = f"ScoredEvent #{index} ({label or 'no name'})"
-    onset = _number(path, el.findtext("Start"), f"{where}: Start")
-    duration = _number(path, el.findtext("Duration"), f"{where}: Duration")
-    if onset < 0 or duration < 0:
-        raise RecordingError(path, f"{where}: negative Start {onset} or Duration {duration}")
+    onset = check_time(
+        path, f"{where}: Start", _number(path, el.findtext("Start"), f"{where}: Start")
+    )
+    duration = check_time(
+        path, f"{where}: Duration", _number(path, el.findtext("Duration"), f"{where}: Duration")
+    )
     if code is not None:
         attrs["code"] = code
 
@@ -473,8 +471,12 @@ def _profusion_stage_runs(
     block = root.find("SleepStages")
     if block is None:
         return []
+    epochs = block.findall("SleepStage")
+    check_recording_length(
+        path, f"length of the {len(epochs)} SleepStage epochs", len(epochs) * epoch_s
+    )
     runs: list[tuple[float, float, str | None]] = []
-    for i, el in enumerate(block.findall("SleepStage")):
+    for i, el in enumerate(epochs):
         code = (el.text or "").strip()
         if code not in STAGE_CODES:
             raise RecordingError(path, f"unknown SleepStage {code!r} at epoch {i}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.bounds import check_epoch_length, check_time
 from sleepbench.io.edf import read_edf_annotations
 from sleepbench.recording import Event
 
@@ -90,7 +91,7 @@ def runs_to_epochs(
 
     Args:
         runs: ``(onset_s, duration_s, label)`` in seconds; ``label`` may be ``None`` (ignored).
-        epoch_s: epoch length in seconds.
+        epoch_s: epoch length in seconds, within :mod:`sleepbench.io.bounds`' epoch range.
         n_epochs: output length; ``None`` ends at the last run, a larger value pads with
             ``None``, a smaller one truncates.
         source: file named in error messages.
@@ -99,17 +100,16 @@ def runs_to_epochs(
         ``n_epochs`` labels; epochs no run covers are ``None``.
 
     Raises:
-        RecordingError: a negative onset or duration, or two runs with different labels
-            claiming the same epoch.
+        RecordingError: an epoch length, onset or duration outside :mod:`sleepbench.io.bounds`
+            (negative, not finite, longer than a recording can be), or two runs with different
+            labels claiming the same epoch.
     """
-    if not epoch_s > 0:
-        raise ValueError(f"epoch_s must be positive, got {epoch_s}")
+    # Bounded before the label list is sized from them (an onset of 1e300 s would not fit).
+    epoch_s = check_epoch_length(source, "epoch length", epoch_s)
     labels: list[object] = []
     for onset, duration, label in runs:
-        if onset < 0 or duration < 0:
-            raise RecordingError(
-                source, f"stage run {label!r} has onset {onset} s, duration {duration} s"
-            )
+        check_time(source, f"onset of stage run {label!r}", onset)
+        check_time(source, f"duration of stage run {label!r} at {onset:g} s", duration)
         first = max(0, math.ceil(onset / epoch_s - 0.5))
         stop = math.ceil((onset + duration) / epoch_s - 0.5)
         if stop > len(labels):
@@ -149,9 +149,11 @@ def hypnogram_to_epochs(
         Labels from :data:`AASM_LABELS`, or ``None`` for unscored / movement / uncovered epochs.
 
     Raises:
-        RecordingError: an annotation text outside :data:`STAGE_MAP` (named in the message),
-            or overlapping runs.
+        RecordingError: no annotation at all, an annotation text outside :data:`STAGE_MAP`
+            (named in the message), or overlapping runs.
     """
+    if not events:
+        raise RecordingError(source, "hypnogram holds no stage annotation")
     runs = []
     for event in events:
         if event.label not in STAGE_MAP:
@@ -176,7 +178,8 @@ def read_hypnogram(
         One label (or ``None``) per epoch.
 
     Raises:
-        RecordingError: unreadable file or unknown stage annotation.
+        RecordingError: unreadable file (see :func:`~sleepbench.io.edf.read_edf_annotations`),
+            no or an unknown stage annotation, overlapping runs.
     """
     return hypnogram_to_epochs(
         read_edf_annotations(path), n_epochs=n_epochs, epoch_s=epoch_s, source=path

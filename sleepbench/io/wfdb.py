@@ -1,15 +1,18 @@
 """WFDB records and annotation files (PhysioNet) -> :class:`~sleepbench.recording.Recording`.
 
 Parsing is left to the ``wfdb`` package (``rdheader``, ``rdrecord``, ``rdann``); this module adds
-the checks a benchmark needs before it trusts a file — every ``.dat`` the header names exists and
-holds exactly the bytes the header promises, the requested channels exist, no channel is empty or
-all-NaN, gaps (NaN runs) are short — and turns every failure into one
+the checks a benchmark needs before it trusts a file — the header's record line states a
+plausible sampling rate (``wfdb`` silently assumes 250 Hz when it is missing or unreadable), every
+signal line names a format ``wfdb`` reads, every ``.dat`` the header names exists and holds exactly
+the bytes the header promises, the requested channels exist, no channel is empty, all-NaN or flat,
+gaps (NaN runs) are short — and turns every failure into one
 :class:`~sleepbench.errors.RecordingError` naming the file and the problem.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +21,8 @@ import wfdb
 from wfdb.io import _signal as wfdb_signal
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.bounds import check_recording_length, check_sampling_rate
+from sleepbench.io.channel_checks import check_samples
 from sleepbench.recording import Recording, Signal
 
 __all__ = [
@@ -37,12 +42,37 @@ _WFDB_ERRORS = (ValueError, IndexError, KeyError, TypeError, EOFError, UnicodeDe
 
 # FLAC-compressed formats: their size cannot be predicted from the header.
 _COMPRESSED_FORMATS = frozenset(getattr(wfdb_signal, "COMPRESSED_FMTS", ("508", "516", "524")))
+# Sample formats wfdb reads (and whose byte count _check_dat_files can predict).
+_FORMATS = frozenset(wfdb_signal.DAT_FMTS) & frozenset(wfdb_signal.BYTES_PER_SAMPLE)
+# Extensions of the files of one record that name the record: header, signals, annotators.
+_RECORD_SUFFIXES = frozenset({".hea", ".dat", ".apn", ".qrs", ".atr", ".xws"})
+# The sampling-frequency field of a record line is fs[/counter_freq[(base_counter)]].
+_FS_END = re.compile(r"[/(]")
 
 
 def record_stem(stem: str | Path) -> Path:
-    """Normalise a record path to its stem (``.../a01``), accepting ``.../a01.hea`` too."""
+    """Normalise a record path to its stem: ``.../a01`` from ``.../a01`` or one of its files.
+
+    Args:
+        stem: the record path, bare or with the extension of one of its files (``.hea``,
+            ``.dat``, or an annotator: ``.apn``, ``.qrs``, ``.atr``, ``.xws``).
+
+    Returns:
+        The path without extension.
+
+    Raises:
+        RecordingError: another extension (WFDB record names hold no dot).
+    """
     path = Path(stem)
-    return path.with_suffix("") if path.suffix in (".hea", ".dat") else path
+    if not path.suffix:
+        return path
+    if path.suffix in _RECORD_SUFFIXES:
+        return path.with_suffix("")
+    raise RecordingError(
+        path,
+        f"not a WFDB record: unknown extension {path.suffix!r} "
+        f"(expected none or one of {sorted(_RECORD_SUFFIXES)})",
+    )
 
 
 def read_wfdb_header(stem: str | Path) -> wfdb.Record:
@@ -55,21 +85,103 @@ def read_wfdb_header(stem: str | Path) -> wfdb.Record:
         The header as a ``wfdb.Record`` without samples (``fs`` in Hz, ``sig_len`` in frames).
 
     Raises:
-        RecordingError: the header is missing, unparsable, or describes no usable signal.
+        RecordingError: the header is missing, not ASCII, or unparsable; it is a multi-segment
+            header; its record line has no sampling frequency or one that is not a number in
+            :mod:`sleepbench.io.bounds`' range; it lists no signal, or not as many signal lines
+            as the record line says; a signal has an unsupported format, no name, fewer than
+            one sample per frame or a rate out of bounds; the record is longer than the
+            longest recording allowed.
     """
     stem = record_stem(stem)
     hea = stem.with_name(stem.name + ".hea")
     if not hea.is_file():
         raise RecordingError(hea, "missing WFDB header (.hea)")
+    # wfdb reads the header as ASCII dropping any other byte; read it strictly first.
+    try:
+        text = hea.read_bytes().decode("ascii")
+    except UnicodeDecodeError as err:
+        raise RecordingError(hea, f"header is not ASCII text: {err}") from None
+    n_sig, fs_hz, sig_len = _record_line(hea, text)
     try:
         header = wfdb.rdheader(str(stem))
     except _WFDB_ERRORS as err:
         raise RecordingError(hea, f"unparsable WFDB header: {err}") from err
-    if not header.n_sig:
-        raise RecordingError(hea, "header lists no signals")
-    if not header.fs or header.fs <= 0:
-        raise RecordingError(hea, f"header has a non-positive sampling rate {header.fs!r}")
+    # wfdb's record-line pattern accepts a prefix of a malformed field; ours must agree with it.
+    parsed = (header.n_sig, float(header.fs), header.sig_len)
+    if (header.n_sig, header.sig_len) != (n_sig, sig_len) or not math.isclose(
+        parsed[1],
+        fs_hz,
+        rel_tol=1e-8,  # wfdb rounds a rate within 1e-8 of an integer to it
+    ):
+        raise RecordingError(
+            hea,
+            f"malformed record line: read as (signals, Hz, frames) = {(n_sig, fs_hz, sig_len)} "
+            f"but wfdb reads {parsed}",
+        )
+    _check_signal_lines(hea, header)
     return header
+
+
+def _record_line(hea: Path, text: str) -> tuple[int, float, int | None]:
+    """``(n_sig, fs_hz, sig_len)`` from the record line ``name n_sig fs[/cf[(bc)]] [sig_len ...]``.
+
+    wfdb falls back to 250 Hz when the frequency field is missing or does not match its pattern
+    (a negative rate is read as a counter frequency), so the field is parsed here.
+    """
+    line = next((x.strip() for x in text.splitlines() if x.strip() and x.strip()[0] != "#"), "")
+    tokens = line.split()
+    if not tokens:
+        raise RecordingError(hea, "header has no record line")
+    if "/" in tokens[0]:
+        raise RecordingError(hea, f"multi-segment records are not supported: {tokens[0]!r}")
+    if tokens[0] != hea.stem:
+        raise RecordingError(hea, f"record line names record {tokens[0]!r}, not {hea.stem!r}")
+    if len(tokens) < 2 or not tokens[1].isdigit():
+        raise RecordingError(hea, f"record line {line!r} has no number of signals")
+    if int(tokens[1]) == 0:
+        raise RecordingError(hea, "header lists no signals")
+    if len(tokens) < 3:
+        raise RecordingError(
+            hea, f"record line {line!r} has no sampling frequency (wfdb would assume 250 Hz)"
+        )
+    fs_text = _FS_END.split(tokens[2], maxsplit=1)[0]
+    try:
+        fs_hz = float(fs_text)
+    except ValueError:
+        raise RecordingError(
+            hea, f"record line {line!r}: sampling frequency {tokens[2]!r} is not a number"
+        ) from None
+    check_sampling_rate(hea, "sampling frequency", fs_hz)
+    if len(tokens) > 3 and not tokens[3].isdigit():
+        raise RecordingError(hea, f"record line {line!r}: signal length {tokens[3]!r}")
+    sig_len = int(tokens[3]) if len(tokens) > 3 else None
+    if sig_len is not None:
+        check_recording_length(hea, f"record length ({sig_len} frames)", sig_len / fs_hz)
+    return int(tokens[1]), fs_hz, sig_len
+
+
+def _check_signal_lines(hea: Path, header: wfdb.Record) -> None:
+    """Every signal line: a known format, a name, >= 1 sample per frame, a rate in bounds."""
+    n_lines = len(header.file_name or ())
+    if n_lines != header.n_sig:
+        raise RecordingError(
+            hea, f"record line says {header.n_sig} signals but {n_lines} signal lines follow"
+        )
+    for i in range(header.n_sig):
+        where = f"signal {i + 1}"
+        if header.fmt[i] not in _FORMATS:
+            raise RecordingError(
+                hea,
+                f"{where}: unsupported format {header.fmt[i]!r} (wfdb reads {sorted(_FORMATS)})",
+            )
+        if not header.sig_name[i]:
+            raise RecordingError(hea, f"{where} has no name (description field)")
+        per_frame = header.samps_per_frame[i]
+        if per_frame is not None and per_frame < 1:
+            raise RecordingError(hea, f"{where}: {per_frame} samples per frame")
+        check_sampling_rate(
+            hea, f"sampling rate of {header.sig_name[i]!r}", float(header.fs) * (per_frame or 1)
+        )
 
 
 def _check_dat_files(stem: Path, header: wfdb.Record) -> None:
@@ -182,6 +294,8 @@ def read_wfdb_record(
     record_id: str | None = None,
     subject_id: str | None = None,
     max_nan_run_s: float = 10.0,
+    *,
+    allow_flat: bool = False,
 ) -> Recording:
     """Read a WFDB record's signals in physical units.
 
@@ -197,6 +311,8 @@ def read_wfdb_record(
         subject_id: subject to store; defaults to ``record_id`` (dataset-specific rules, such as
             Apnea-ECG's ``a01r`` -> ``a01``, belong to the dataset's module).
         max_nan_run_s: longest NaN run in seconds that is interpolated.
+        allow_flat: accept channels whose samples are all equal (off by default, as in
+            :func:`~sleepbench.io.edf.read_edf`: a constant channel is a disconnected sensor).
 
     Returns:
         A :class:`Recording` whose ``signals`` map each channel name (duplicates get ``_2``, ``_3``
@@ -205,8 +321,9 @@ def read_wfdb_record(
         Header comments and the recording date are not kept.
 
     Raises:
-        RecordingError: missing/unparsable ``.hea``; missing, truncated or wrongly sized ``.dat``;
-            requested channel absent; empty or all-NaN channel; NaN run longer than allowed.
+        RecordingError: missing/unparsable ``.hea`` (see :func:`read_wfdb_header`); missing,
+            truncated or wrongly sized ``.dat``; requested channel absent; empty, all-NaN or
+            flat channel; NaN run longer than allowed.
     """
     stem = record_stem(stem)
     header = read_wfdb_header(stem)
@@ -233,6 +350,7 @@ def read_wfdb_record(
         data, n_filled = interpolate_nan_runs(
             record.e_p_signal[position], fs_hz, max_nan_run_s, dat_of[index], name
         )
+        check_samples(dat_of[index], name, data, allow_flat=allow_flat)
         signals[key] = Signal(name=name, data=data, fs_hz=fs_hz, unit=header.units[index] or "")
         filled[key] = n_filled
 
@@ -263,21 +381,29 @@ def read_annotation_samples(
         file, else from the record's header).
 
     Raises:
-        RecordingError: the file is missing or unparsable, the rate is unknown, or the sample
-            indices are negative or out of order.
+        RecordingError: the file is missing or unparsable; the record's ``.hea``, when there is
+            one, fails :func:`read_wfdb_header`; the rate is unknown or out of bounds; the
+            sample indices are negative, out of order, or beyond the longest recording.
     """
     stem = record_stem(stem)
     path = stem.with_name(f"{stem.name}.{extension}")
     if not path.is_file():
         raise RecordingError(path, f"missing annotation file (.{extension})")
+    if stem.with_name(stem.name + ".hea").is_file():
+        # rdann takes the rate from the header when the file has none, through wfdb's lenient
+        # parser (250 Hz for a missing rate): the header must pass the strict checks first.
+        read_wfdb_header(stem)
     try:
         ann = wfdb.rdann(str(stem), extension)
     except _WFDB_ERRORS as err:
         raise RecordingError(path, f"unparsable annotation file: {err}") from err
     samples = np.asarray(ann.sample, dtype=np.int64)
     symbols = [str(s) for s in ann.symbol]
-    if ann.fs is None or not ann.fs > 0:
+    if ann.fs is None:
         raise RecordingError(path, "sampling rate unknown: not in the file and no readable .hea")
+    fs_hz = check_sampling_rate(path, "sampling rate", ann.fs)
     if samples.size and (samples[0] < 0 or np.any(np.diff(samples) < 0)):
         raise RecordingError(path, "annotation sample indices are negative or out of order")
-    return samples, symbols, float(ann.fs)
+    if samples.size:
+        check_recording_length(path, f"last annotation (sample {samples[-1]})", samples[-1] / fs_hz)
+    return samples, symbols, fs_hz

@@ -181,8 +181,11 @@ def per_record_index(
     """
     ids, inverse = torch.unique(record_id, return_inverse=True)
     n_units = torch.bincount(inverse, minlength=ids.numel()).to(torch.float64)
-    pred_pos = torch.bincount(inverse, weights=pred.to(torch.float64), minlength=ids.numel())
-    ref_pos = torch.bincount(inverse, weights=target.to(torch.float64), minlength=ids.numel())
+    # per-record sums by index_add_, not bincount(weights=...): the latter has no deterministic
+    # CUDA kernel and raises under trainer.deterministic=true, after a whole training run
+    zeros = torch.zeros(ids.numel(), dtype=torch.float64, device=inverse.device)
+    pred_pos = zeros.index_add(0, inverse, pred.to(torch.float64))
+    ref_pos = zeros.index_add(0, inverse, target.to(torch.float64))
     hours = n_units / units_per_hour
     return ids, pred_pos / hours, ref_pos / hours, hours
 

@@ -331,7 +331,9 @@ class MambaBlock(nn.Module):
     conv_bias, bias:
         Bias of the depthwise conv / of ``in_proj`` and ``out_proj``.
     use_cuda_kernel:
-        ``"auto"``: use mamba-ssm's fused kernel when importable and the input is on CUDA;
+        ``"auto"``: use mamba-ssm's fused kernel when importable, the input is on CUDA and
+        deterministic algorithms are off (its backward sums dB/dC with ``atomicAdd``, so two runs
+        differ; it raises no error, so ``trainer.deterministic=true`` would not notice);
         ``True``: require it (``RuntimeError`` otherwise); ``False``: always the pure scan.
     chunk_size:
         Chunk length of the pure-PyTorch scan, in time steps.
@@ -408,6 +410,8 @@ class MambaBlock(nn.Module):
             return False
         if self.use_cuda_kernel is True and not x.is_cuda:
             raise RuntimeError("use_cuda_kernel=True needs a CUDA input tensor")
+        if self.use_cuda_kernel == "auto" and torch.are_deterministic_algorithms_enabled():
+            return False  # the fused backward is not run-to-run deterministic (atomicAdd)
         return x.is_cuda and mamba_ssm_available()
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:

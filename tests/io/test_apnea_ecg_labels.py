@@ -313,3 +313,52 @@ def test_additional_information_malformed(tmp_path: Path) -> None:
         read_additional_information(path)
     with pytest.raises(RecordingError, match=r"absent\.txt: missing file"):
         read_additional_information(tmp_path / "absent.txt")
+
+
+# --- hardening: record paths, bounded text values --------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".hea", ".dat", ".apn", ".qrs"])
+def test_record_may_be_named_by_any_of_its_files(tmp_path: Path, suffix: str) -> None:
+    _write_ecg(tmp_path, "a04", minutes=2)
+    _write_apn(tmp_path, "a04", ["N", "A"])
+    by_stem = read_apnea_ecg_record(tmp_path / "a04")
+    by_file = read_apnea_ecg_record(tmp_path / f"a04{suffix}")
+    assert by_file.record_id == by_stem.record_id == "a04"
+    assert by_file.epoch_labels == by_stem.epoch_labels == ["N", "A"]
+    np.testing.assert_array_equal(by_file.signal("ECG").data, by_stem.signal("ECG").data)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("a04.xyz", "unknown extension '.xyz'"), ("SC4001E0", "not an Apnea-ECG record name")],
+)
+def test_other_paths_are_a_recording_error(tmp_path: Path, name: str, reason: str) -> None:
+    with pytest.raises(RecordingError, match=reason):
+        read_apnea_ecg_record(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("values", "reason"),
+    [
+        ("490\t20\t470\t9\tnan\t57.1\t69.6\t51\tM\t175\t102", r"ai is nan, outside the allowed"),
+        ("490\t20\t470\t9\t12.5\t57.1\t69.6\t-51\tM\t175\t102", r"age is -51, outside"),
+        ("9000\t8530\t470\t9\t12.5\t57.1\t69.6\t51\tM\t175\t102", r"length_min is 9000, outside"),
+    ],
+)
+def test_additional_information_values_are_bounded(
+    tmp_path: Path, values: str, reason: str
+) -> None:
+    path = tmp_path / "info.txt"
+    head = "Record\tLength\tnon-apn\tapnea\thours\tAI\tHI\tAHI\tAge\tSex\theight\tweight\n"
+    path.write_text(f"{head}a01\t{values}\n")
+    with pytest.raises(RecordingError, match=r"info\.txt: line 2: " + reason):
+        read_additional_information(path)
+
+
+def test_event2_answers_longer_than_a_recording_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "event-2-answers"
+    hours = 73  # the bound is 72 h
+    path.write_text("x01\n" + "".join(f"{h:2d} {'N' * 60}\n" for h in range(hours)))
+    with pytest.raises(RecordingError, match="x01: 4380 labelled minutes is 262800.0 s, outside"):
+        read_event2_answers(path)

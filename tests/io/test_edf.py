@@ -347,3 +347,148 @@ def test_real_sleep_edf_hypnogram_matches_mne(samples_dir):
     header = read_edf_header(path)
     assert header["channels"] == [] and header["edf_plus"] == "EDF+C"
     assert header["start_datetime"] == datetime.datetime(1989, 4, 24, 16, 13)
+
+
+# --- hardening: sizes, calibration, labels, bounds, TALs -------------------------------------
+
+
+def _signal_field(raw: bytes | bytearray, field: str, signal: int) -> slice:
+    """Byte range of one per-signal header field (fields are stored field by field)."""
+    widths = {"label": 16, "transducer": 80, "unit": 8, "physical_min": 8, "physical_max": 8}
+    n_signals = int(raw[252:256])
+    start = 256
+    for name, width in widths.items():
+        if name == field:
+            return slice(start + signal * width, start + (signal + 1) * width)
+        start += n_signals * width
+    raise KeyError(field)
+
+
+def test_extra_whole_records_are_refused(mixed_edf):
+    """A stale record count (half the night declared) must not silently drop the other half."""
+    path, _, _ = mixed_edf
+    raw = bytearray(path.read_bytes())
+    raw[236:244] = str(DURATION_S // 2).encode().ljust(8)
+    path.write_bytes(bytes(raw))
+    for read in (read_edf, read_edf_header):
+        with pytest.raises(RecordingError, match=f"holds {DURATION_S // 2} more data records"):
+            read(path)
+
+
+def test_trailing_partial_record_is_refused(mixed_edf):
+    path, _, _ = mixed_edf
+    record_bytes = read_edf_header(path)["record_bytes"]
+    path.write_bytes(path.read_bytes() + b"\x00" * (record_bytes - 1))
+    with pytest.raises(RecordingError, match=f"{record_bytes - 1} bytes after the last declared"):
+        read_edf(path)
+
+
+def test_empty_physical_range_is_refused(mixed_edf):
+    path, _, _ = mixed_edf
+    raw = bytearray(path.read_bytes())
+    sao2 = read_edf_header(path)["channels"].index("SaO2")
+    raw[_signal_field(raw, "physical_max", sao2)] = raw[_signal_field(raw, "physical_min", sao2)]
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RecordingError, match="'SaO2': physical minimum equals physical maximum"):
+        read_edf(path, ["SaO2"])
+    assert read_edf(path, ["EEG Fpz-Cz"]).signals  # the other channels stay readable
+
+
+@pytest.mark.parametrize("label", [b"EEG\x07Fpz-Cz", b"EEG \xb5V", b"\xff\xfe"])
+def test_label_that_is_not_text_is_refused(mixed_edf, label):
+    path, _, _ = mixed_edf
+    raw = bytearray(path.read_bytes())
+    raw[_signal_field(raw, "label", 1)] = label.ljust(16)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RecordingError, match="label of signal 2 is not printable text"):
+        read_edf_header(path)
+
+
+@pytest.mark.parametrize(
+    ("duration", "reason"),
+    [
+        (b"1000000", r"data record duration is 1000000.0 s, outside the allowed \(0, 86400\] s"),
+        (b"0", r"data record duration is 0.0 s, outside the allowed \(0, "),
+        (b"-1", "data record duration is -1.0 s"),
+    ],
+)
+def test_record_duration_out_of_bounds_is_refused(mixed_edf, duration, reason):
+    """A 10^6-s record once made edfio allocate 196 GiB; now the header check stops it."""
+    path, _, _ = mixed_edf
+    raw = bytearray(path.read_bytes())
+    raw[244:252] = duration.ljust(8)
+    path.write_bytes(bytes(raw))
+    for read in (read_edf_header, read_edf):
+        with pytest.raises(RecordingError, match=reason):
+            read(path)
+
+
+def test_recording_longer_than_the_bound_is_refused(mixed_edf):
+    path, _, _ = mixed_edf
+    raw = bytearray(path.read_bytes())
+    raw[244:252] = b"5000".ljust(8)  # 60 records of 5000 s: 83 h
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RecordingError, match=r"recording length is 300000.0 s, outside"):
+        read_edf_header(path)
+
+
+@pytest.fixture
+def annotated_edf(tmp_path, rng):
+    """An EDF+C of 60 one-second records carrying three annotations."""
+    path = tmp_path / "annot.edf"
+    written = [
+        edfio.EdfAnnotation(0.0, 30.0, "Sleep stage W"),
+        edfio.EdfAnnotation(30.0, 30.0, "Sleep stage 2"),
+        edfio.EdfAnnotation(41.25, None, "Arousal"),
+    ]
+    _write(path, {"SaO2": _signals(rng)["SaO2"]}, annotations=written)
+    return path
+
+
+def test_annotations_agree_with_edfio(annotated_edf):
+    """Parsing the TALs ourselves gives edfio's annotations on a valid file."""
+    ours = [(e.onset_s, e.duration_s, e.label) for e in read_edf_annotations(annotated_edf)]
+    theirs = [
+        (a.onset, a.duration or 0.0, a.text) for a in edfio.read_edf(annotated_edf).annotations
+    ]
+    assert ours == theirs and len(ours) == 3
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        (b"+30\x1530", b"+3O\x1530", "malformed TAL"),  # onset that does not parse
+        (b"+30\x1530", b"+30\x153O", "malformed TAL"),  # duration that does not parse
+        (b"Sleep stage W", b"Sleep stage \xff", "not printable UTF-8"),
+        (b"Sleep stage W", b"Sleep\tstage W", "not printable UTF-8"),
+        (b"Arousal\x14\x00", b"Arousal\x14\x01", "malformed TAL"),  # no terminator
+        (b"Arousal\x14\x00\x00\x00", b"Arousal\x14\x00\x00X", "bytes after the last TAL"),
+    ],
+)
+def test_malformed_tal_is_refused(annotated_edf, old, new, reason):
+    raw = annotated_edf.read_bytes()
+    assert raw.count(old) == 1
+    annotated_edf.write_bytes(raw.replace(old, new))
+    for read in (read_edf_annotations, read_edf):
+        with pytest.raises(RecordingError, match=reason):
+            read(annotated_edf)
+
+
+def test_onset_out_of_bounds_is_refused(annotated_edf):
+    raw = annotated_edf.read_bytes()
+    # The longer onset takes one byte of the record's zero padding, so the size is unchanged.
+    old, new = b"+41.25\x14Arousal\x14\x00\x00", b"+999999\x14Arousal\x14\x00"
+    annotated_edf.write_bytes(raw.replace(old, new))
+    with pytest.raises(RecordingError, match=r"onset is 999999.0 s, outside the allowed"):
+        read_edf_annotations(annotated_edf)
+
+
+def test_records_must_carry_contiguous_timekeeping(annotated_edf):
+    raw = annotated_edf.read_bytes()
+    assert raw.count(b"+5\x14\x14\x00") == 1
+    annotated_edf.write_bytes(raw.replace(b"+5\x14\x14\x00", b"+7\x14\x14\x00"))
+    with pytest.raises(RecordingError, match="EDF\\+C data record 5 starts at 7 s, not 5 s"):
+        read_edf_annotations(annotated_edf)
+    annotated_edf.write_bytes(raw.replace(b"+5\x14\x14\x00\x00", b"+5\x14X\x14\x00"))
+    with pytest.raises(RecordingError, match="data record 5 has no time-keeping annotation"):
+        read_edf_annotations(annotated_edf)

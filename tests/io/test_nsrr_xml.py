@@ -238,7 +238,7 @@ def test_profusion_schema(tmp_path):
         ("<PSGAnnotation><EpochLength>30</EpochLength></PSGAnnotation>", "no <ScoredEvents>"),
         (_document([_stage("Wake|0", "zero", 30)]), "Start is 'zero'"),
         (_document([_stage("Wake|0", 0, "")]), "Duration is"),
-        (_document([_stage("Wake|0", 0, -30)]), "negative"),
+        (_document([_stage("Wake|0", 0, -30)]), r"Duration is -30.0 s, outside the allowed \[0, "),
         (_document([_stage("Stage 7 sleep|7", 0, 30)]), "unknown stage 'Stage 7 sleep'"),
         (_document([_desat(10, 10, "n/a", 95)]), "SpO2Nadir is 'n/a'"),
         (_document([]).replace(">30<", ">abc<"), "EpochLength is 'abc'"),
@@ -263,3 +263,41 @@ def test_empty_scored_events_is_a_valid_empty_night(tmp_path):
     ann = read_nsrr_xml(path)
     assert ann.events == [] and ann.stages == [] and ann.epoch_stages() == []
     assert ann.recording_duration_s is None
+
+
+# --- hardening: numbers that would size absurd arrays are refused at read time ---------------
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (
+            _document([_stage("Wake|0", 0, 30)]).replace(">30<", ">1e-12<", 1),
+            r"EpochLength is 1e-12 s, outside the allowed \[1, 300\] s",
+        ),
+        (_document([_stage("Wake|0", 0, 30)]).replace(">30<", ">0<", 1), "EpochLength is 0.0 s"),
+        (_document([_stage("Wake|0", "1e300", 30)]), r"Start is 1e\+300 s, outside the allowed"),
+        (_document([_stage("Wake|0", 0, "1e300")]), r"Duration is 1e\+300 s, outside"),
+        (_document([_stage("Wake|0", 0, 300000)]), r"Duration is 300000.0 s, outside"),
+        (
+            '<?xml version="1.0" encoding="UTF-8"?><CMPStudyConfig><EpochLength>300</EpochLength>'
+            "<ScoredEvents/><SleepStages>"
+            + "<SleepStage>0</SleepStage>" * 865
+            + "</SleepStages></CMPStudyConfig>",
+            r"length of the 865 SleepStage epochs is 259500.0 s, outside",
+        ),
+    ],
+)
+def test_out_of_bounds_numbers_are_refused(tmp_path, content, reason):
+    path = tmp_path / "bad.xml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(RecordingError, match=reason) as err:
+        read_nsrr_xml(path)
+    assert err.value.path == str(path)
+
+
+def test_unreadable_encoding_declaration_is_a_recording_error(tmp_path):
+    path = tmp_path / "bad.xml"
+    path.write_bytes(_document([]).replace("UTF-8", "UTF-16").encode())
+    with pytest.raises(RecordingError, match="malformed XML"):
+        read_nsrr_xml(path)

@@ -130,3 +130,53 @@ def test_pairing_orphans_and_ambiguity(tmp_path):
         pair_psg_hypnogram(tmp_path, strict=False)
     with pytest.raises(RecordingError, match="not found"):
         pair_psg_hypnogram(tmp_path / "missing")
+
+
+# --- hardening: bounded runs, TALs that do not parse ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("runs", "reason"),
+    [
+        ([(1e300, 30, "W")], r"onset of stage run 'W' is 1e\+300 s, outside the allowed \[0, "),
+        ([(0, float("inf"), "W")], "duration of stage run 'W' at 0 s is inf s"),
+        ([(float("nan"), 30, "W")], "onset of stage run 'W' is nan s"),
+        ([(-30, 30, "N1")], "onset of stage run 'N1' is -30 s"),
+    ],
+)
+def test_runs_out_of_bounds_are_refused_before_allocating(runs, reason):
+    with pytest.raises(RecordingError, match=reason) as err:
+        runs_to_epochs(runs, source="night.xml")
+    assert err.value.path == "night.xml"
+
+
+@pytest.mark.parametrize("epoch_s", [1e-12, 0.0, -30.0, 301.0, float("nan")])
+def test_epoch_length_out_of_bounds_is_refused(epoch_s):
+    with pytest.raises(
+        RecordingError, match=r"epoch length is .* s, outside the allowed \[1, 300\]"
+    ):
+        runs_to_epochs([(0, 30, "W")], epoch_s=epoch_s)
+
+
+def test_hypnogram_without_annotations_is_refused():
+    with pytest.raises(RecordingError, match="hypnogram holds no stage annotation"):
+        hypnogram_to_epochs([], n_epochs=10, source="h.edf")
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        # edfio skipped a TAL whose onset does not parse: its 4 epochs became unscored.
+        (b"+30630\x15120\x14", b"+306x0\x15120\x14", "malformed TAL"),
+        (b"\x14Sleep stage 1\x14", b"\x14Sleep stage \xb9\x14", "not printable UTF-8"),
+    ],
+)
+def test_real_hypnogram_with_a_corrupt_tal_is_refused(samples_dir, tmp_path, old, new, reason):
+    raw = (samples_dir / "sleep_edf" / "SC4001EC-Hypnogram.edf").read_bytes()
+    assert old in raw and len(old) == len(new)
+    path = tmp_path / "SC4001EC-Hypnogram.edf"
+    path.write_bytes(raw.replace(old, new, 1))
+    with pytest.raises(RecordingError, match=reason) as err:
+        read_hypnogram(path)
+    assert err.value.path == str(path)

@@ -15,6 +15,7 @@ from sleepbench.io.wfdb import (
     read_annotation_samples,
     read_wfdb_header,
     read_wfdb_record,
+    record_stem,
 )
 
 FS = 100
@@ -128,7 +129,7 @@ def test_missing_header(tmp_path: Path) -> None:
 
 
 def test_unparsable_header(tmp_path: Path) -> None:
-    (tmp_path / "bad.hea").write_text("bad 2 abc\nnot a signal line\n")
+    (tmp_path / "bad.hea").write_text("bad 1 100\n!!! not a signal line\n")
     with pytest.raises(RecordingError, match=r"bad\.hea: unparsable WFDB header"):
         read_wfdb_header(tmp_path / "bad")
 
@@ -248,3 +249,98 @@ def test_interpolate_nan_runs_limit_is_inclusive() -> None:
 def test_interpolate_nan_runs_rejects_empty_channel() -> None:
     with pytest.raises(RecordingError, match="has no samples"):
         interpolate_nan_runs(np.array([]), fs_hz=1.0, max_nan_run_s=1.0, path="f", channel="c")
+
+
+# --- hardening: the record line, signal lines, flat channels, record stems -----------------------
+
+
+def _patch_header(stem: Path, old: str, new: str) -> None:
+    """Replace the first ``old`` in the record's header (the record line or first signal line)."""
+    hea = stem.with_name(stem.name + ".hea")
+    text = hea.read_text()
+    assert old in text
+    hea.write_text(text.replace(old, new, 1))
+
+
+@pytest.mark.parametrize(
+    ("record_line", "reason"),
+    [
+        ("rec 2", r"no sampling frequency \(wfdb would assume 250 Hz\)"),
+        ("rec 2 abc 3000", "sampling frequency 'abc' is not a number"),
+        ("rec 2 -100 3000", r"sampling frequency is -100.0 Hz, outside the allowed \(0, 100000\]"),
+        ("rec 2 0 3000", "sampling frequency is 0.0 Hz, outside"),
+        ("rec 2 1e6 3000", "sampling frequency is 1000000.0 Hz, outside"),
+        ("rec 2 100x 3000", "sampling frequency '100x' is not a number"),
+        ("rec 2 100 30x0", "signal length '30x0'"),
+        ("rec 2 0.001 3000", r"record length \(3000 frames\) is 3000000.0 s, outside"),
+        ("rec/2 2 100 3000", "multi-segment records are not supported"),
+        ("rec 3 100 3000", "record line says 3 signals but 2 signal lines follow"),
+        ("rec 0 100 3000", "header lists no signals"),
+        ("other 2 100 3000", "record line names record 'other', not 'rec'"),
+    ],
+)
+def test_bad_record_line_is_refused(
+    synthetic: tuple[Path, np.ndarray], record_line: str, reason: str
+) -> None:
+    """wfdb silently reads a missing, unreadable or negative rate as 250 Hz; we refuse it."""
+    stem, _ = synthetic
+    _patch_header(stem, "rec 2 100 3000", record_line)
+    with pytest.raises(RecordingError, match=reason) as err:
+        read_wfdb_record(stem)
+    assert err.value.path == str(stem.with_name("rec.hea"))
+
+
+def test_rate_from_a_header_without_one_is_refused_for_annotations(tmp_path: Path) -> None:
+    wfdb.wrann("a05", "apn", np.array([0, 6000]), symbol=["N", "A"], write_dir=str(tmp_path))
+    (tmp_path / "a05.hea").write_text("a05 1\na05.dat 16 200 12 0 0 0 0 ECG\n")
+    with pytest.raises(RecordingError, match="no sampling frequency"):
+        read_annotation_samples(tmp_path / "a05", "apn")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "reason"),
+    [
+        ("rec.dat 16 ", "rec.dat 99 ", "signal 1: unsupported format '99'"),
+        ("rec.dat 16 ", "rec.dat 16x0 ", "signal 1: 0 samples per frame"),
+        ("rec.dat 16 ", "rec.dat 16x2000 ", r"sampling rate of 'ECG' is 200000.0 Hz, outside"),
+        (" 0 ECG\n", " 0\n", "signal 1 has no name"),
+    ],
+)
+def test_bad_signal_line_is_refused(
+    synthetic: tuple[Path, np.ndarray], old: str, new: str, reason: str
+) -> None:
+    stem, _ = synthetic
+    _patch_header(stem, old, new)
+    with pytest.raises(RecordingError, match=reason):
+        read_wfdb_record(stem)
+
+
+def test_non_ascii_header_is_refused(synthetic: tuple[Path, np.ndarray]) -> None:
+    """wfdb drops non-ASCII bytes ("1\xff00" would read as 100 Hz); we refuse the header."""
+    stem, _ = synthetic
+    hea = stem.with_name("rec.hea")
+    hea.write_bytes(hea.read_bytes().replace(b"rec 2 100", b"rec 2 1\xff00"))
+    with pytest.raises(RecordingError, match="header is not ASCII text"):
+        read_wfdb_header(stem)
+
+
+def test_flat_channel_is_refused_unless_allowed(tmp_path: Path) -> None:
+    """The same rule as the EDF reader: a constant channel is a disconnected sensor."""
+    t = np.arange(600) / FS
+    stem = _write(tmp_path, "flat", np.stack([np.sin(t), np.full(t.size, 0.25)], axis=1))
+    with pytest.raises(RecordingError, match=r"flat\.dat: channel 'Resp' is flat"):
+        read_wfdb_record(stem)
+    assert read_wfdb_record(stem, ["ECG"]).signals["ECG"].data.std() > 0
+    flat = read_wfdb_record(stem, ["Resp"], allow_flat=True).signals["Resp"].data
+    np.testing.assert_allclose(flat, 0.25, atol=1e-3)
+
+
+@pytest.mark.parametrize("suffix", ["", ".hea", ".dat", ".apn", ".qrs", ".atr", ".xws"])
+def test_record_stem_accepts_the_files_of_a_record(suffix: str) -> None:
+    assert record_stem(f"data/apnea-ecg/a01{suffix}") == Path("data/apnea-ecg/a01")
+
+
+@pytest.mark.parametrize("name", ["a01.xyz", "a01.edf", "a01.hea.bak"])
+def test_record_stem_refuses_other_extensions(name: str) -> None:
+    with pytest.raises(RecordingError, match="not a WFDB record: unknown extension"):
+        record_stem(Path("data") / name)

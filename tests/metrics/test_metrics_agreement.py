@@ -189,3 +189,33 @@ def test_index_agreement_validates_inputs() -> None:
         metric.update(3, torch.tensor([0, 1]), torch.tensor([0, 1, 1]))
     metric.update(3, torch.tensor([0.9, 0.2]), torch.tensor([1, 0]))  # scalar id: one recording
     assert metric.compute_indices()["record_id"].tolist() == [3]
+
+
+def _per_record_index_bincount(record_id, pred, target, units_per_hour):
+    """The former implementation (bincount with weights: raises on CUDA in deterministic mode)."""
+    ids, inverse = torch.unique(record_id, return_inverse=True)
+    n_units = torch.bincount(inverse, minlength=ids.numel()).to(torch.float64)
+    pred_pos = torch.bincount(inverse, weights=pred.to(torch.float64), minlength=ids.numel())
+    ref_pos = torch.bincount(inverse, weights=target.to(torch.float64), minlength=ids.numel())
+    hours = n_units / units_per_hour
+    return ids, pred_pos / hours, ref_pos / hours, hours
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_per_record_index_is_cuda_deterministic_and_equals_the_bincount_version(seed) -> None:
+    from sleepbench.metrics import per_record_index
+    from sleepbench.nn.determinism import CudaNondeterminismGuard, CudaNondeterministicOpError
+
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, 3000, (1,), generator=g))
+    record = torch.randint(0, 40, (n,), generator=g) * 7
+    pred = torch.randint(0, 2, (n,), generator=g, dtype=torch.uint8)
+    target = torch.randint(0, 2, (n,), generator=g, dtype=torch.uint8)
+    with CudaNondeterminismGuard():
+        got = per_record_index(record, pred, target, 45000.0)
+    expected = _per_record_index_bincount(record, pred, target, 45000.0)
+    for a, b in zip(got, expected):
+        assert a.dtype == b.dtype
+        torch.testing.assert_close(a, b, rtol=0, atol=0)  # bit-identical
+    with pytest.raises(CudaNondeterministicOpError), CudaNondeterminismGuard():
+        _per_record_index_bincount(record, pred, target, 45000.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
@@ -227,3 +228,22 @@ def test_cuda_kernel_matches_pure_scan() -> None:
         block.use_cuda_kernel = False
         pure = block(x)
     torch.testing.assert_close(fused, pure, rtol=1e-3, atol=1e-3)
+
+
+def test_auto_kernel_choice_keeps_deterministic_runs_on_the_pure_scan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """mamba-ssm's fused backward accumulates dB/dC with atomicAdd (no error under
+    ``torch.use_deterministic_algorithms``), so "auto" must not pick it in deterministic runs."""
+    monkeypatch.setattr(mamba, "mamba_ssm_available", lambda: True)
+    block = MambaBlock(8, d_state=4, use_cuda_kernel="auto")
+    on_cuda = types.SimpleNamespace(is_cuda=True)  # _use_kernel only looks at the device
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        assert block._use_kernel(on_cuda) is True
+        torch.use_deterministic_algorithms(True)
+        assert block._use_kernel(on_cuda) is False
+        assert block._use_kernel(types.SimpleNamespace(is_cuda=False)) is False
+    finally:
+        torch.use_deterministic_algorithms(before)

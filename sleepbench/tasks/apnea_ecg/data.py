@@ -131,7 +131,12 @@ class ApneaECGDataModule(CachedDataModule):
 
     @classmethod
     def list_sources(cls, root: Path, cfg: DictConfig) -> list[SourceRecord]:
-        """Records under ``root``: released + withheld (+ ``r`` duplicates for ``parity``)."""
+        """Records under ``root``: released + withheld (+ ``r`` duplicates for ``parity``).
+
+        A record with any of its files present is listed; one lacking its header, signal or
+        labels (``.apn``; for withheld records the ``event-2-answers`` file) is flagged
+        ``missing``, naming the absent file, and the cache build lists it as skipped.
+        """
         root = Path(root)
         if not root.is_dir():
             return []
@@ -141,15 +146,22 @@ class ApneaECGDataModule(CachedDataModule):
             names = [n for n in RELEASED] + list(DUPLICATES)
         sources = []
         for name in names:
-            hea = root / f"{name}.hea"
-            if not hea.exists():
+            hea, dat, apn = (root / f"{name}{ext}" for ext in (".hea", ".dat", ".apn"))
+            if not (hea.exists() or dat.exists() or apn.exists()):
                 continue
-            paths = [hea, root / f"{name}.dat", root / f"{name}.apn"]
+            paths = [hea, dat, apn]
             meta: dict[str, Any] = {}
-            if name in WITHHELD and answers.exists():
-                paths.append(answers)
-                meta["answers"] = str(answers)
-            sources.append(SourceRecord(name, subject_of(name), tuple(paths), meta))
+            labels = apn
+            if name in WITHHELD:  # labelled by the challenge's answers, not by an .apn
+                labels = answers
+                if answers.exists():
+                    paths.append(answers)
+                    meta["answers"] = str(answers)
+            absent = [p for p in (hea, dat, labels) if not p.exists()]
+            missing = None
+            if absent:
+                missing = f"record {name} lacks {', '.join(str(p) for p in absent)}"
+            sources.append(SourceRecord(name, subject_of(name), tuple(paths), meta, missing))
         return sources
 
     def preprocess_config(self) -> dict[str, Any]:

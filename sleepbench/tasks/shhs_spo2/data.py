@@ -136,10 +136,11 @@ def discover_sources(
 
     Record id ``<visit>-<nsrrid>``, subject id ``<nsrrid>`` (shared by a person's two visits).
     ``meta`` carries ``visit``, ``nsrrid``, ``edf`` / ``xml`` (paths or None), ``expected_edf``
-    and ``ahi_csv`` (the CSV value or None; always None when ``use_csv`` is false). An XML without
-    its EDF is listed too, so that the cache build reports it as skipped instead of silently
-    ignoring it. The dataset CSV is among every record's ``paths``: editing it changes the cache
-    fingerprint.
+    and ``ahi_csv`` (the CSV value or None; always None when ``use_csv`` is false). A night
+    lacking a file it needs is listed too, flagged ``missing`` (the cache build reports it as
+    skipped instead of silently ignoring it): an XML without its EDF, or an EDF without XML
+    when the CSV gives no AHI for it (or is not used). The dataset CSV is among every record's
+    ``paths``: editing it changes the cache fingerprint.
 
     Raises:
         RecordingError: ``use_csv`` and a dataset CSV lacks the ``ahi_variable`` column.
@@ -163,16 +164,28 @@ def discover_sources(
             nsrrid = match.group(2)
             edf, xml = edfs.get(rid), xmls.get(rid)
             paths = tuple(p for p in (edf, xml, csv_path) if p is not None)
+            expected_edf = root / _EDF_DIR / visit / f"{rid}.edf"
             meta = {
                 "visit": visit,
                 "nsrrid": nsrrid,
                 "edf": str(edf) if edf else None,
                 "xml": str(xml) if xml else None,
-                "expected_edf": str(root / _EDF_DIR / visit / f"{rid}.edf"),
+                "expected_edf": str(expected_edf),
                 "ahi_csv": table.get(nsrrid),
                 "csv": str(csv_path) if csv_path else None,
             }
-            sources.append(SourceRecord(rid, nsrrid, paths, meta))
+            missing = None
+            if edf is None:
+                missing = f"annotation file {xml} has no EDF: {expected_edf} does not exist"
+            elif xml is None and meta["ahi_csv"] is None:
+                expected_xml = root / _XML_DIR / visit / f"{rid}-nsrr.xml"
+                csv_note = (
+                    f"no {ahi_variable} value for nsrrid {nsrrid} in {csv_path}"
+                    if csv_path is not None
+                    else ("no dataset CSV" if use_csv else "labels.source=xml")
+                )
+                missing = f"{edf} has no label: {expected_xml} does not exist and {csv_note}"
+            sources.append(SourceRecord(rid, nsrrid, paths, meta, missing))
     return sources
 
 

@@ -56,7 +56,13 @@ from sleepbench.data.splits import Split, group_kfold, holdout_subjects
 from sleepbench.data.windows import WindowDataset, WindowIndex, regular_windows
 from sleepbench.errors import RecordingError
 from sleepbench.io.edf import read_edf
-from sleepbench.io.sleep_edf_labels import pair_psg_hypnogram, read_hypnogram
+from sleepbench.io.sleep_edf_labels import (  # private name patterns: see _orphans
+    _HYP_NAME,
+    _PSG_NAME,
+    SleepEdfPair,
+    pair_psg_hypnogram,
+    read_hypnogram,
+)
 from sleepbench.signal.augment import gaussian_noise
 from sleepbench.signal.augment_sequence import (
     channel_dropout,
@@ -267,6 +273,48 @@ class StagingTransform:
 
 
 # ---- the data module ---------------------------------------------------------------------------
+def _orphans(root: Path, pairs: Sequence[SleepEdfPair]) -> list[SourceRecord]:
+    """PSGs without hypnogram and hypnograms without PSG under ``root``, as ``missing`` records.
+
+    Names are matched with the pairing's own patterns, so exactly the files that
+    :func:`pair_psg_hypnogram` left unpaired are found.
+    """
+    paired = {p.psg_path for p in pairs} | {p.hyp_path for p in pairs}
+    psgs: dict[str, Path] = {}
+    hyps: dict[str, list[Path]] = {}
+    for path in sorted(root.rglob("*")):
+        if path in paired:
+            continue
+        if _PSG_NAME.fullmatch(path.name):
+            psgs[path.name[: -len("-PSG.edf")]] = path
+        elif _HYP_NAME.fullmatch(path.name):  # record id: the PSG's, "SC4001E" + "0"
+            hyps.setdefault(path.name[:7] + "0", []).append(path)
+    out = []
+    for rid, psg in psgs.items():
+        expected = psg.with_name(f"{rid[:7]}?-Hypnogram.edf")
+        out.append(
+            SourceRecord(
+                rid,
+                rid[:5].upper(),
+                (psg,),
+                {"night": int(rid[5])},
+                missing=f"{psg} has no hypnogram: no {expected.name} beside it",
+            )
+        )
+    for rid, files in hyps.items():
+        expected = files[0].with_name(f"{rid}-PSG.edf")
+        out.append(
+            SourceRecord(
+                rid,
+                rid[:5].upper(),
+                tuple(files),
+                {"night": int(rid[5])},
+                missing=f"{files[0]} has no PSG: {expected} does not exist",
+            )
+        )
+    return out
+
+
 class SleepEDFDataModule(CachedDataModule):
     """Sleep-EDF (Expanded) sleep staging from one EEG + the horizontal EOG, 30-s epochs."""
 
@@ -276,14 +324,18 @@ class SleepEDFDataModule(CachedDataModule):
 
     @classmethod
     def list_sources(cls, root: Path, cfg: DictConfig) -> list[SourceRecord]:
-        """Every PSG/hypnogram pair under ``root`` (searched recursively); orphans are skipped."""
+        """Every PSG/hypnogram pair under ``root`` (searched recursively), plus one record per
+        PSG without hypnogram and per hypnogram without PSG, flagged ``missing`` so that the
+        cache build lists them as skipped."""
         root = Path(root)
         if not root.is_dir():
             return []
-        return [
+        pairs = pair_psg_hypnogram(root, strict=False)
+        sources = [
             SourceRecord(p.record_id, p.subject_id, (p.psg_path, p.hyp_path), {"night": p.night})
-            for p in pair_psg_hypnogram(root, strict=False)
+            for p in pairs
         ]
+        return sorted(sources + _orphans(root, pairs), key=lambda s: s.record_id)
 
     @property
     def seq_epochs(self) -> int:

@@ -162,11 +162,11 @@ def test_bad_psgs_are_skipped_with_their_reason(synth_root: Path, tmp_path: Path
             "data.is_synthetic=true",
             "data.build_workers=1",
             "trainer.enable_progress_bar=false",
-            "protocol=sedf20_3fold",
             "data.seq_epochs=5",
             "preprocess.trim_wake_min=10",
         ],
     )
+    cfg.protocol = "sedf20_3fold"  # 3 folds over the few synthetic subjects (not a listed protocol)
     dm = SleepEDFDataModule(cfg)
     dm.setup("fit")  # the good nights go on to a split and windows
     reasons = dict(CacheStore(dm.cache_file).skipped)
@@ -231,12 +231,12 @@ def datamodule(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Sl
             "data.is_synthetic=true",
             "data.build_workers=1",
             "trainer.enable_progress_bar=false",
-            "protocol=sedf20_3fold",
             "data.seq_epochs=7",
             "data.train_stride_epochs=2",
             "preprocess.fs_hz=64",
         ],
     )
+    cfg.protocol = "sedf20_3fold"  # 3 folds over the few synthetic subjects (not a listed protocol)
     dm = SleepEDFDataModule(cfg)
     dm.setup("fit")
     return dm

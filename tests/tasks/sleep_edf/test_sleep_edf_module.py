@@ -129,7 +129,10 @@ def test_build_module_shapes_and_tags() -> None:
     assert tags["wake_trim"] == "none" and tags["night_list"] == "sedf78"
     assert tags["folds"] == "10-fold subject-wise" and tags["fs_hz"] == 64.0
     assert "softmax mean" in tags["test_channels"]
-    assert data_protocol_tags(_cfg())["wake_trim"] == "±30 min around sleep"
+    # SPECS §5.1: no wake trimming by default; trimming is an option the row names
+    assert data_protocol_tags(_cfg())["wake_trim"] == "none"
+    trimmed = _cfg("preprocess.trim_wake_min=30")
+    assert data_protocol_tags(trimmed)["wake_trim"] == "±30 min around sleep"
     assert module.monitor == "val/f1_macro" and module.monitor_mode == "max"
 
 

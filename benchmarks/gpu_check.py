@@ -1,0 +1,348 @@
+"""GPU check: every registered task, one short epoch in bf16-mixed with deterministic algorithms on,
+then its test loop; throughput, latency, memory and whether the GPU waits for data.
+
+Usage::
+
+    python benchmarks/gpu_check.py                        # CUDA, bf16-mixed, paper-size models
+    python benchmarks/gpu_check.py --tasks sleep_edf --train-batches 50
+    python benchmarks/gpu_check.py --accelerator cpu --precision 32 --size synthetic \\
+        --tasks shhs_spo2 --train-batches 3 --cuda-op-guard    # CPU smoke test
+
+Each task runs through the real run machinery (:func:`sleepbench.train.run`, synthetic data,
+``trainer.deterministic=true``, ``trainer.max_epochs=1``, ``limit_train_batches``), sandboxed
+with :func:`sleepbench.config.isolated_outputs` in a temporary folder. Per task it reports:
+
+- ``train_samples_per_s`` / ``train_steps_per_s``: the real training loop (data loading
+  included), timed between the end of the first (warm-up) batch and the end of the last;
+- ``inference_ms_per_hour``: forward-pass milliseconds per hour of signal in the test loop;
+- ``peak_gpu_mem_mb``: ``torch.cuda.max_memory_allocated`` over fit and test (CUDA only);
+- ``loader_batches_per_s``: the train DataLoader iterated alone (its configured workers), against
+  ``device_steps_per_s``: forward + backward + AdamW steps on batches already on the device, same
+  precision, deterministic algorithms on. ``gpu_waits_for_data`` is true when the loader is the
+  slower of the two (raise ``data.num_workers`` with ``--set``).
+
+``--size paper`` (default) runs the task's own model and batch size (the synthetic set is only the
+data); ``--size synthetic`` keeps the task's CPU-sized ``synthetic_overrides``. Prints a table and
+writes JSON (``benchmarks/out/gpu_check.json``; ``--out``). Exit status 1 if any task failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUT_DIR, machine  # noqa: E402
+
+from sleepbench.config import isolated_outputs  # noqa: E402
+from sleepbench.registry import get_task, task_names  # noqa: E402
+
+#: speed-only overrides (peer baselines, figures) that a throughput check does not need
+SPEED_OVERRIDES: dict[str, list[str]] = {
+    "sleep_edf": ["yasa.enabled=false", "plots.hypnograms=false"],
+}
+#: Lightning precision -> autocast dtype of the preloaded-batch loop (None: no autocast)
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class TrainTiming(Callback):
+    """Times the training batches of the first epoch after ``warmup`` batches.
+
+    After fit: :attr:`samples` and :attr:`steps` counted after warm-up, :attr:`seconds` between
+    the end of the last warm-up batch and the end of the last batch (device synchronised).
+    """
+
+    def __init__(self, warmup: int = 1) -> None:
+        self.warmup = warmup
+        self.samples = 0
+        self.steps = 0
+        self.seconds = 0.0
+        self._t0: float | None = None
+
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.current_epoch > 0:
+            return
+        _sync(pl_module.device)
+        now = time.perf_counter()
+        if batch_idx + 1 == self.warmup:
+            self._t0 = now
+        elif self._t0 is not None:
+            self.samples += int(batch["x"].shape[0])
+            self.steps += 1
+            self.seconds = now - self._t0
+
+
+def loader_rate(loader: Any, n_batches: int) -> tuple[float, float, list[Any]]:
+    """Iterate ``loader`` alone for up to ``n_batches`` batches.
+
+    Returns:
+        ``(first_batch_s, batches_per_s after the first, the batches read)``; the rate is NaN
+        when the loader holds fewer than two batches.
+    """
+    batches: list[Any] = []
+    t0 = time.perf_counter()
+    it = iter(loader)
+    first_s = rate = float("nan")
+    for batch in it:
+        batches.append(batch)
+        if len(batches) == 1:
+            first_s = time.perf_counter() - t0
+            t1 = time.perf_counter()
+        if len(batches) >= n_batches:
+            break
+    if len(batches) > 1:
+        rate = (len(batches) - 1) / (time.perf_counter() - t1)
+    del it  # stops worker processes
+    return first_s, rate, batches
+
+
+@contextlib.contextmanager
+def _deterministic() -> Iterator[None]:
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
+def device_step_rate(
+    module: Any, batches: Sequence[dict[str, Any]], device: torch.device, precision: str, steps: int
+) -> float:
+    """Training steps per second on ``batches`` already moved to ``device`` (no data loading).
+
+    One step = the module's ``training_step`` (forward + loss) + backward + AdamW step, under the
+    autocast of ``precision`` and with deterministic algorithms on; 2 warm-up steps untimed.
+    """
+    on_device = [
+        {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()}
+        for b in batches
+    ]
+    module = module.to(device).train()
+    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+    dtype = AUTOCAST.get(precision)
+    warmup = 2
+    with _deterministic(), warnings.catch_warnings():
+        # training_step's self.log() warns that no Trainer is attached; nothing to log here
+        warnings.simplefilter("ignore")
+        for i in range(warmup + steps):
+            if i == warmup:
+                _sync(device)
+                t0 = time.perf_counter()
+            batch = on_device[i % len(on_device)]
+            with torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            ):
+                loss = module.training_step(batch, i)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        _sync(device)
+    return steps / (time.perf_counter() - t0)
+
+
+def task_overrides(name: str, args: argparse.Namespace, workdir: Path) -> list[str]:
+    """The dotlist of one task's check run (later entries win)."""
+    out = [
+        *isolated_outputs(workdir),
+        "data.synthetic=true",
+        "force=true",
+        f"trainer.accelerator={args.accelerator}",
+        "trainer.devices=1",
+        f"trainer.precision={args.precision}",
+        "trainer.deterministic=true",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={args.train_batches}",
+        f"trainer.limit_val_batches={args.val_batches}",
+        f"data.build_workers={args.build_workers}",
+        *SPEED_OVERRIDES.get(name, []),
+    ]
+    if args.size == "paper":
+        out.append("synthetic_overrides=null")  # the task's own model and batch size
+    return [*out, *args.set]
+
+
+def check_task(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """Run one task's check (see the module docstring); returns its JSON record."""
+    from omegaconf import OmegaConf
+
+    from sleepbench.train import run
+
+    task = get_task(name)
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    timing = TrainTiming()
+    t0 = time.perf_counter()
+    rows = run(name, task_overrides(name, args, workdir), callbacks=[timing])
+    run_s = time.perf_counter() - t0
+    row = rows[0]
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+
+    cfg = OmegaConf.create(row["config"])
+    dm = task.datamodule(cfg)
+    dm.prepare_data()
+    dm.setup("fit")
+    first_s, loader_bps, batches = loader_rate(dm.train_dataloader(), args.loader_batches)
+    module = task.build_module(cfg, dm)
+    device_sps = device_step_rate(
+        module, batches[: args.preload_batches], device, args.precision, args.device_steps
+    )
+    del module
+    primary = task.spec.primary_metric
+    return {
+        "task": name,
+        "model": row["model"],
+        "n_params": row["n_params"],
+        "batch_size": int(cfg.data.batch_size),
+        "num_workers": int(cfg.data.num_workers),
+        "precision": str(cfg.trainer.precision),
+        "deterministic": bool(cfg.trainer.deterministic),
+        "timed_train_steps": timing.steps,
+        "train_samples_per_s": timing.samples / timing.seconds if timing.seconds else None,
+        "train_steps_per_s": timing.steps / timing.seconds if timing.seconds else None,
+        "inference_ms_per_hour": row["timings"]["inference_ms_per_hour"],
+        "peak_gpu_mem_mb": peak,
+        "loader_first_batch_s": first_s,
+        "loader_batches_per_s": loader_bps,
+        "device_steps_per_s": device_sps,
+        "gpu_waits_for_data": bool(loader_bps < device_sps),
+        "fit_s": row["timings"]["train_s"],
+        "test_s": row["timings"]["test_s"],
+        f"test/{primary}": row["metrics"].get(f"test/{primary}"),
+        "wall_s": time.perf_counter() - t0,
+        "run_s": run_s,
+    }
+
+
+def environment(accelerator: str) -> dict[str, Any]:
+    """GPU name and memory, torch / CUDA / cuDNN / Lightning versions."""
+    import lightning
+
+    env = {
+        **machine(),
+        "accelerator": accelerator,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "lightning": lightning.__version__,
+    }
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        env["gpu"] = props.name
+        env["gpu_memory_gb"] = round(props.total_memory / 2**30, 1)
+        env["gpu_capability"] = f"{props.major}.{props.minor}"
+    return env
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return str(value)
+
+
+def print_table(records: list[dict[str, Any]]) -> None:
+    """One line per task with the headline figures."""
+    cols = [
+        ("task", "task"),
+        ("train_samples_per_s", "train samp/s"),
+        ("inference_ms_per_hour", "infer ms/h"),
+        ("peak_gpu_mem_mb", "peak MB"),
+        ("loader_batches_per_s", "loader b/s"),
+        ("device_steps_per_s", "device st/s"),
+        ("gpu_waits_for_data", "waits"),
+        ("wall_s", "wall s"),
+    ]
+    print("  ".join(f"{title:>13}" for _, title in cols))
+    for rec in records:
+        if "error" in rec:
+            print(f"{rec['task']:>13}  FAILED: {rec['error']}")
+        else:
+            print("  ".join(f"{_fmt(rec.get(key)):>13}" for key, _ in cols))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tasks", default=None, help="comma-separated tasks (default: all registered)")
+    p.add_argument("--accelerator", choices=("gpu", "cpu"), default="gpu")
+    p.add_argument("--precision", default="bf16-mixed", help="bf16-mixed (default) | 16-mixed | 32")
+    p.add_argument("--size", choices=("paper", "synthetic"), default="paper")
+    p.add_argument("--train-batches", type=int, default=30, help="training batches (1 warm-up)")
+    p.add_argument("--val-batches", type=int, default=4)
+    p.add_argument("--loader-batches", type=int, default=30, help="batches read by the loader test")
+    p.add_argument("--preload-batches", type=int, default=4, help="distinct batches on the device")
+    p.add_argument("--device-steps", type=int, default=20, help="timed preloaded-batch steps")
+    p.add_argument("--build-workers", type=int, default=8, help="cache-building processes")
+    p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides, every task")
+    p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: temp)")
+    p.add_argument("--out", type=Path, default=OUT_DIR / "gpu_check.json")
+    p.add_argument(
+        "--cuda-op-guard",
+        action="store_true",
+        help="fail on ops that raise on CUDA in deterministic mode, whatever the device",
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the check; returns the exit status (1 if a task failed)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.accelerator == "gpu" and not torch.cuda.is_available():
+        print("no CUDA device: use --accelerator cpu --precision 32 for a smoke test")
+        return 2
+    names = args.tasks.split(",") if args.tasks else task_names()
+    t_start = time.perf_counter()
+    records = []
+    with contextlib.ExitStack() as stack:
+        root = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if args.cuda_op_guard:
+            from sleepbench.nn.determinism import CudaNondeterminismGuard
+
+            stack.enter_context(CudaNondeterminismGuard())
+        for name in names:
+            print(f"== {name}", flush=True)
+            try:
+                records.append(check_task(name, args, root / name))
+            except Exception as err:  # one broken task must not hide the others' figures
+                traceback.print_exc()
+                records.append({"task": name, "error": f"{type(err).__name__}: {err}"})
+    payload = {
+        "benchmark": "gpu_check",
+        "environment": environment(args.accelerator),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "total_s": time.perf_counter() - t_start,
+        "tasks": records,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(payload, indent=1, default=str))
+    print(json.dumps(payload["environment"], indent=1))
+    print_table(records)
+    print(f"total {payload['total_s']:.0f} s; written {args.out}")
+    return 1 if any("error" in r for r in records) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

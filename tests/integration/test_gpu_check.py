@@ -1,0 +1,66 @@
+"""benchmarks/gpu_check.py on the CPU: each registered task end to end (fit, test, loader and
+preloaded-batch timing) with the CUDA determinism guard on, so that an op that would raise on a
+GPU under ``trainer.deterministic=true`` fails here too."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from sleepbench.registry import task_names
+
+pytestmark = pytest.mark.integration
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
+
+
+def _gpu_check() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("task", task_names())
+def test_gpu_check_runs_on_cpu_under_the_cuda_determinism_guard(task: str, tmp_path: Path) -> None:
+    out = tmp_path / "gpu_check.json"
+    status = _gpu_check().main(
+        [
+            "--accelerator=cpu",
+            "--precision=32",
+            "--size=synthetic",
+            f"--tasks={task}",
+            "--train-batches=3",
+            "--val-batches=1",
+            "--loader-batches=4",
+            "--preload-batches=2",
+            "--device-steps=2",
+            "--build-workers=1",
+            f"--workdir={tmp_path / 'runs'}",
+            f"--out={out}",
+            "--cuda-op-guard",
+        ]
+    )
+    payload = json.loads(out.read_text())
+    (record,) = payload["tasks"]
+    assert status == 0, record.get("error")
+    assert record["task"] == task and record["deterministic"] is True
+    assert record["precision"] == "32" and record["peak_gpu_mem_mb"] is None
+    assert record["timed_train_steps"] == 2  # 3 batches, the first one is warm-up
+    for key in (
+        "train_samples_per_s",
+        "inference_ms_per_hour",
+        "loader_batches_per_s",
+        "device_steps_per_s",
+    ):
+        assert math.isfinite(record[key]) and record[key] > 0, key
+    assert record["gpu_waits_for_data"] == (
+        record["loader_batches_per_s"] < record["device_steps_per_s"]
+    )
+    assert payload["environment"]["torch"] and "lightning" in payload["environment"]
