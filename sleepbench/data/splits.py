@@ -17,11 +17,18 @@ from pathlib import Path
 
 import numpy as np
 
+from sleepbench.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
 class LeakageError(ValueError):
     """A subject (or record) appears in more than one part of a split."""
+
+
+class SplitError(UserError, ValueError):
+    """A protocol cannot be applied to the data at hand (fewer subjects than folds, a fold
+    number outside the protocol)."""
 
 
 @dataclass
@@ -109,7 +116,10 @@ def group_kfold(
     """
     subjects = sorted(set(subjects))
     if n_folds < 2 or n_folds > len(subjects):
-        raise ValueError(f"cannot make {n_folds} folds from {len(subjects)} subjects")
+        raise SplitError(
+            f"cannot make {n_folds} folds from {len(subjects)} subjects: use a protocol with "
+            "fewer folds or more recordings"
+        )
     rng = np.random.default_rng(seed)
     folds: list[list[str]] = [[] for _ in range(n_folds)]
     groups: dict[int, list[str]] = {}
@@ -145,7 +155,7 @@ def subject_kfold_split(
         strata: optional subject -> class for stratified assignment.
     """
     if not 0 <= fold < n_folds:
-        raise ValueError(f"fold {fold} outside 0..{n_folds - 1}")
+        raise SplitError(f"fold={fold} is outside 0..{n_folds - 1} for a {n_folds}-fold protocol")
     folds = group_kfold(list(records_by_subject), n_folds, seed, strata)
     val_folds = {(fold + 1 + k) % n_folds for k in range(n_val_folds)}
 
