@@ -135,7 +135,7 @@ def test_kfold_strata_are_dealt_evenly_over_folds() -> None:
 def test_kfold_rejects_impossible_fold_counts() -> None:
     with pytest.raises(ValueError, match="folds"):
         group_kfold(["a", "b"], 3, seed=0)
-    with pytest.raises(ValueError, match="fold 5"):
+    with pytest.raises(ValueError, match="fold=5 is outside"):
         subject_kfold_split(RECORDS, "p", 5, 5, seed=0)
 
 
