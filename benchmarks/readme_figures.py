@@ -98,6 +98,23 @@ _ROWS: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
         ),
     ),
     (
+        "psg_audio_osa",
+        "psg_audio_osa: feature cache (uint8 log-mel dB) of an 8-h 48-kHz night: size, build speed (1 core), peak memory",
+        lambda f: (
+            f"{f['night_48k_8h']['cache_mb_per_hour']:.1f} MB per hour; "
+            f"{f['night_48k_8h']['realtime_factor_per_core']:.0f}× real time; "
+            f"{f['night_48k_8h']['peak_rss_gib']:.2f} GiB"
+        ),
+    ),
+    (
+        "psg_audio_osa",
+        "psg_audio_osa: CRNN inference per minute of audio, paper size / small (1 core; the seed: 11.60 ms on a GPU)",
+        lambda f: (
+            f"{f['crnn_inference_ms_per_minute_paper_cpu']:.0f} / "
+            f"{f['crnn_inference_ms_per_minute_small_cpu']:.0f} ms"
+        ),
+    ),
+    (
         "shhs_spo2",
         "shhs_spo2: training, synthetic default / paper size (1 core)",
         lambda f: (
@@ -156,23 +173,28 @@ def _end_to_end(out_dir: Path) -> list[str]:
 
 def _gpu(out_dir: Path) -> list[str]:
     payload = load("gpu_check", out_dir)
-    gpu = payload and payload["machine"].get("gpu")
+    gpu = payload and payload.get("environment", {}).get("gpu")
     if not gpu:
         return [
             "No GPU figure exists yet: no GPU has run this code. `benchmarks/gpu_check.py` "
             "(one short bf16 epoch + test per task) is ready for the first one."
         ]
     lines = [
-        f"GPU check on {gpu} (`benchmarks/gpu_check.py`, bf16-mixed, deterministic):",
+        f"GPU check on {gpu} (`benchmarks/gpu_check.py`, deterministic; total "
+        f"{payload['total_s']:.0f} s):",
         "",
-        "| task | train samples/s | inference ms per hour | peak GPU memory | loader vs GPU batches/s |",
-        "| --- | --- | --- | --- | --- |",
+        "| task | precision | train samples/s | inference ms per hour | peak GPU memory | "
+        "loader vs GPU batches/s |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for task, f in sorted(payload["figures"]["tasks"].items()):
+    for r in payload["tasks"]:
+        if r.get("error"):
+            lines.append(f"| {r['task']} | failed: {r['error'][:80]} | | | | |")
+            continue
         lines.append(
-            f"| {task} | {f['train_samples_per_s']:.1f} | {f['inference_ms_per_hour']:.1f} | "
-            f"{f['peak_gpu_mem_gib']:.2f} GiB | {f['loader_batches_per_s']:.1f} vs "
-            f"{f['gpu_batches_per_s']:.1f} |"
+            f"| {r['task']} | {r['precision']} | {r['train_samples_per_s']:.1f} | "
+            f"{r['inference_ms_per_hour']:.1f} | {r['peak_gpu_mem_mb']:,.0f} MB | "
+            f"{r['loader_batches_per_s']:.1f} vs {r['device_steps_per_s']:.1f} |"
         )
     return lines
 

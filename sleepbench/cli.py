@@ -143,8 +143,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     """Download a task's dataset (or copy it from a local folder), verified by checksums."""
     name = args.task_name
-    by_dataset = {get_task(n).spec.dataset: n for n in task_names()}
-    task = get_task(by_dataset.get(name, name))  # `download shhs` works as `download shhs_spo2`
+    # `download shhs` works as `download shhs_spo2`, `download psg_audio` as `psg-audio`
+    by_dataset = {get_task(n).spec.dataset.replace("-", "_"): n for n in task_names()}
+    task = get_task(by_dataset.get(name.replace("-", "_"), name))
     if task.download is None:
         print(f"{args.task_name}: no download available; see {task.spec.data_card}")
         return 1

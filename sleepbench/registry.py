@@ -28,6 +28,7 @@ TASK_PACKAGES: dict[str, str] = {
     "apnea_ecg": "sleepbench.tasks.apnea_ecg",
     "shhs_spo2": "sleepbench.tasks.shhs_spo2",
     "sleep_edf": "sleepbench.tasks.sleep_edf",
+    "psg_audio_osa": "sleepbench.tasks.psg_audio_osa",
 }
 
 

@@ -185,3 +185,69 @@ def _json_default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     return str(obj)
+
+
+def peer_result(
+    result: RunResult | dict[str, Any],
+    *,
+    model: str,
+    metrics: dict[str, float],
+    protocol_tags: dict[str, Any],
+    data: dict[str, Any],
+    reference_note: str,
+    train_s: float,
+    test_s: float,
+    hours: float,
+    n_params: int = 0,
+    hardware: dict[str, Any] | None = None,
+) -> RunResult:
+    """The row of a peer baseline scored on exactly the test units of the model's ``result``.
+
+    It shares the model row's run key parts (task, protocol, fold, seed, config hash), code
+    version and config, so the leaderboard shows the two side by side.
+
+    Args:
+        result: the model's row (a :class:`RunResult` or its dict).
+        model: the peer's name (``"YASA"``, ``"AcousticEnvelope"``).
+        metrics: its test metrics (``test/...``).
+        protocol_tags: facts about how the peer ran (pretraining, fitted thresholds...).
+        data: provenance of the test data (the data module's, plus anything peer-specific).
+        reference_note: what the peer's published numbers are (usually "none").
+        train_s, test_s: seconds spent fitting and scoring.
+        hours: hours of signal scored (for ``inference_ms_per_hour``).
+        n_params: fitted parameters (0 for a pretrained or rule-based peer).
+        hardware: where it ran (default: this CPU).
+
+    Returns:
+        The peer's :class:`RunResult`.
+    """
+    import datetime as dt
+    import platform
+
+    def get(key: str) -> Any:
+        return result[key] if isinstance(result, dict) else getattr(result, key)
+
+    return RunResult(
+        task=get("task"),
+        model=model,
+        protocol=get("protocol"),
+        fold=int(get("fold")),
+        seed=int(get("seed")),
+        config_hash=get("config_hash"),
+        metrics=metrics,
+        reference={"note": reference_note, "metrics": {}},
+        protocol_tags=protocol_tags,
+        data=data,
+        n_params=n_params,
+        n_trainable_params=n_params,
+        timings={
+            "train_s": round(train_s, 3),
+            "test_s": round(test_s, 3),
+            "inference_ms_per_hour": 1000.0 * test_s / hours if hours else float("nan"),
+        },
+        hardware=hardware
+        or {"accelerator": "cpu", "cpu": platform.processor() or platform.machine()},
+        git_sha=get("git_sha"),
+        config=get("config"),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )

@@ -53,3 +53,22 @@ def test_without_a_gpu_run_the_readme_says_so(figures, tmp_path: Path) -> None:
     shutil.copytree(REPO / "benchmarks" / "out", out)
     (out / "gpu_check.json").unlink(missing_ok=True)
     assert "No GPU figure exists yet" in figures.render(out)
+
+
+def test_a_gpu_run_is_quoted_with_the_gpu_name(figures, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(REPO / "benchmarks" / "out", out)
+    record = {
+        "task": "apnea_ecg",
+        "precision": "bf16-mixed",
+        "train_samples_per_s": 512.25,
+        "inference_ms_per_hour": 3.5,
+        "peak_gpu_mem_mb": 2048.0,
+        "loader_batches_per_s": 40.0,
+        "device_steps_per_s": 55.0,
+    }
+    payload = {"environment": {"gpu": "NVIDIA H200"}, "total_s": 300.0, "tasks": [record]}
+    (out / "gpu_check.json").write_text(json.dumps(payload))
+    block = figures.render(out)
+    assert "GPU check on NVIDIA H200" in block and "| apnea_ecg | bf16-mixed | 512.2 |" in block
+    assert "2,048 MB" in block and "40.0 vs 55.0" in block and "No GPU figure" not in block

@@ -1,7 +1,8 @@
-"""Frame -> event conversion, IoU matching and the EventIoU metric."""
+"""Frame -> event conversion, IoU matching, the EventIoU metric and collar-based event F1."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sleepbench.metrics import EventIoU, event_iou, frames_to_events, match_events
+from sleepbench.metrics.events import EventCollarF1, collar_match_count, median_filter_labels
 
 
 def upstream_postprocess(labels, frame_s, merge_gap_s, min_duration_s, kernel):
@@ -185,3 +187,94 @@ def test_event_iou_ignore_index() -> None:
     assert float(out["event_iou"]) == 1.0
     with pytest.raises(ValueError):
         metric.update(preds, target[:-1])
+
+
+@pytest.mark.filterwarnings("ignore:kernel_size exceeds volume extent")
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 60), kernel=st.sampled_from([1, 3, 5]))
+def test_median_filter_labels_is_scipy_medfilt(seed: int, n: int, kernel: int) -> None:
+    labels = np.random.default_rng(seed).integers(0, 3, n)
+    expected = scipy.signal.medfilt(labels.astype(float), kernel) if n and kernel > 1 else labels
+    np.testing.assert_array_equal(median_filter_labels(labels, kernel), expected)
+
+
+def test_median_filter_labels_pads_with_the_background() -> None:
+    # the ends are padded with the background class, not with 0
+    assert median_filter_labels([3, 3, 1, 1, 1], 3, background=3).tolist() == [3, 3, 1, 1, 1]
+    assert median_filter_labels([1, 3, 3], 3, background=3).tolist() == [3, 3, 3]
+    with pytest.raises(ValueError):
+        median_filter_labels([0, 1], 2)
+
+
+def test_collar_match_hand_cases() -> None:
+    ref = [(100.0, 120.0, 2)]
+    # onset 2.9 s late, offset 3 s early: inside a 3-s collar
+    assert collar_match_count(ref, [(102.9, 117.0, 2)], collar_s=3.0) == 1
+    # onset 3.1 s off: outside
+    assert collar_match_count(ref, [(103.1, 120.0, 2)], collar_s=3.0) == 0
+    # the offset tolerance grows with the reference length: 50 % of 20 s = 10 s
+    assert collar_match_count(ref, [(100.0, 129.0, 2)], collar_s=3.0) == 1
+    assert collar_match_count(ref, [(100.0, 131.0, 2)], collar_s=3.0) == 0
+    assert collar_match_count(ref, [(100.0, 131.0, 2)], collar_s=3.0, offset_fraction=0.6) == 1
+    # the class must agree unless class-agnostic
+    assert collar_match_count(ref, [(100.0, 120.0, 1)]) == 0
+    assert collar_match_count(ref, [(100.0, 120.0, 1)], class_agnostic=True) == 1
+    # one-to-one: two predictions for one reference count once
+    assert collar_match_count(ref, [(100.0, 120.0, 2), (101.0, 121.0, 2)]) == 1
+    assert collar_match_count([], ref) == 0
+
+
+def test_collar_matching_is_optimal_not_greedy() -> None:
+    # P0 fits both references, P1 only R0: a greedy R0 -> P0 would leave R1 unmatched
+    ref = [(0.0, 10.0, 1), (4.0, 14.0, 1)]
+    pred = [(2.0, 12.0, 1), (0.5, 10.0, 1)]
+    assert collar_match_count(ref, pred, collar_s=2.0, offset_fraction=0.0) == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), agnostic=st.booleans())
+def test_collar_match_count_is_the_maximum_matching(seed: int, agnostic: bool) -> None:
+    rng = np.random.default_rng(seed)
+
+    def random_events(k):
+        on = rng.uniform(0, 40, k)
+        return [
+            (o, o + d, int(c)) for o, d, c in zip(on, rng.uniform(2, 20, k), rng.integers(1, 3, k))
+        ]
+
+    ref, pred = random_events(rng.integers(0, 6)), random_events(rng.integers(0, 6))
+    collar, frac = 3.0, 0.5
+
+    def ok(r, p):
+        return (
+            (agnostic or r[2] == p[2])
+            and abs(r[0] - p[0]) <= collar
+            and abs(r[1] - p[1]) <= max(collar, frac * (r[1] - r[0]))
+        )
+
+    best = 0  # brute force over every injective assignment of references to predictions
+    for k in range(min(len(ref), len(pred)), 0, -1):
+        for rs in itertools.combinations(range(len(ref)), k):
+            for ps in itertools.permutations(range(len(pred)), k):
+                if all(ok(ref[a], pred[b]) for a, b in zip(rs, ps)):
+                    best = k
+                    break
+            if best:
+                break
+        if best:
+            break
+    assert collar_match_count(ref, pred, collar, frac, agnostic) == best
+
+
+@pytest.mark.filterwarnings("ignore:The ``compute`` method")
+def test_event_collar_f1_sums_over_recordings() -> None:
+    metric = EventCollarF1(collar_s=3.0)
+    # recording 1: 1 of 2 references found, 1 false alarm; recording 2: no reference, 1 prediction
+    metric.update([(10.0, 30.0, 2), (100.0, 120.0, 1)], [(11.0, 29.0, 2), (60.0, 80.0, 1)])
+    metric.update([(5.0, 20.0, 1)], [])
+    out = metric.compute()
+    assert float(out["collar_precision"]) == pytest.approx(1 / 3)
+    assert float(out["collar_recall"]) == pytest.approx(1 / 2)
+    assert float(out["collar_f1"]) == pytest.approx(2 * 1 / (3 + 2))
+    empty = EventCollarF1().compute()
+    assert float(empty["collar_f1"]) == 0.0

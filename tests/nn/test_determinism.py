@@ -154,8 +154,26 @@ def _shhs_spo2() -> tuple[nn.Module, dict[str, torch.Tensor]]:
     return module, {"x": torch.rand(3, 1, 2048), "y": torch.tensor([0, 2, 3])}
 
 
+def _psg_audio_osa() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    from sleepbench.tasks.psg_audio_osa.module import build_module
+
+    module = build_module(_cfg("psg_audio_osa"), None)  # small size, 20-s windows
+    mask = torch.ones(2, 250, dtype=torch.uint8)
+    mask[1, 200:] = 0  # frames outside the ROI
+    return module, {
+        "x": torch.randn(2, 129, 2000),
+        "y": torch.randint(0, 3, (2, 250)),
+        "mask": mask,
+    }
+
+
 #: task -> tiny module and training batch; a new task fails the coverage test until added here
-TRAINING_EXAMPLES = {"apnea_ecg": _apnea_ecg, "sleep_edf": _sleep_edf, "shhs_spo2": _shhs_spo2}
+TRAINING_EXAMPLES = {
+    "apnea_ecg": _apnea_ecg,
+    "sleep_edf": _sleep_edf,
+    "shhs_spo2": _shhs_spo2,
+    "psg_audio_osa": _psg_audio_osa,
+}
 
 
 def test_every_registered_task_has_a_training_example() -> None:

@@ -17,7 +17,6 @@ features YASA uses are computed over the same span as the model sees.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import platform
@@ -122,7 +121,7 @@ def run_yasa(cfg: Any, datamodule: Any, result: Any, run_dir: Path) -> list[dict
         One result row (a dict as :meth:`RunResult.to_dict` makes), or none when
         ``yasa.enabled`` is false. Figures and per-night predictions go to ``<run dir>/yasa/``.
     """
-    from sleepbench.results import RunResult
+    from sleepbench.results import peer_result
 
     if not bool(cfg.yasa.enabled):
         return []
@@ -192,38 +191,20 @@ def run_yasa(cfg: Any, datamodule: Any, result: Any, run_dir: Path) -> list[dict
         if not failed
         else f"{len(failed)} test nights could not be scored",
     }
-    row = RunResult(
-        task=str(cfg.task),
+    row = peer_result(
+        result,
         model=MODEL_NAME,
-        protocol=str(cfg.protocol),
-        fold=int(cfg.fold),
-        seed=int(cfg.seed),
-        config_hash=_get(result, "config_hash"),
         metrics=scores,
-        reference={
-            "note": "YASA (Vallat & Walker, eLife 2021) publishes no Sleep-EDF numbers",
-            "metrics": {},
-        },
         protocol_tags=tags,
         data=dict(datamodule.provenance) | {"yasa_failed": failed},
-        n_params=0,
-        n_trainable_params=0,
-        timings={
-            "train_s": 0.0,
-            "test_s": round(test_s, 3),
-            "inference_ms_per_hour": 1000.0 * test_s / hours if hours else float("nan"),
-        },
+        reference_note="YASA (Vallat & Walker, eLife 2021) publishes no Sleep-EDF numbers",
+        train_s=0.0,
+        test_s=test_s,
+        hours=hours,
         hardware={
             "accelerator": "cpu",
             "cpu": platform.processor() or platform.machine(),
             "yasa": yasa.__version__,
         },
-        git_sha=_get(result, "git_sha"),
-        config=_get(result, "config"),
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     return [row.to_dict()]
-
-
-def _get(obj: Any, key: str) -> Any:
-    return obj[key] if isinstance(obj, dict) else getattr(obj, key)
