@@ -46,7 +46,7 @@ _ROWS: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
     (
         "apnea_ecg",
         "apnea_ecg: cache build",
-        lambda f: f"{f['cache_build_s_per_hour_of_ecg']:.2f} s per hour of ECG",
+        lambda f: f"{1000 * f['cache_build_s_per_hour_of_ecg']:.1f} ms per hour of ECG",
     ),
     (
         "apnea_ecg",

@@ -13,6 +13,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig
 from torch import nn
 
@@ -32,6 +33,14 @@ class BenchModule(pl.LightningModule):
 
     monitor: str = "val/loss"
     monitor_mode: str = "min"
+
+    def configure_callbacks(self) -> list[Callback]:
+        """Early stopping on :attr:`monitor` when ``optim.early_stopping_patience`` is set
+        (epochs without improvement; null or absent: train every epoch)."""
+        patience = (self.cfg.get("optim") or {}).get("early_stopping_patience")
+        if patience is None:
+            return []
+        return [EarlyStopping(monitor=self.monitor, mode=self.monitor_mode, patience=int(patience))]
 
     def __init__(self, net: nn.Module, cfg: DictConfig, window_s: float) -> None:
         super().__init__()

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig
 from torch import nn
 
@@ -186,13 +185,6 @@ class PsgAudioOsaModule(BenchModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": sched, "monitor": self.monitor, "interval": "epoch"},
         }
-
-    def configure_callbacks(self) -> list[Callback]:
-        """Early stopping on the validation macro-F1 (seed: patience 5), when configured."""
-        patience = self.cfg.optim.get("early_stopping_patience")
-        if patience is None:
-            return []
-        return [EarlyStopping(monitor=self.monitor, mode=self.monitor_mode, patience=int(patience))]
 
     # ---- result-row facts --------------------------------------------------------------------
     def protocol_tags(self) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig
 from torch import nn
 from torchmetrics import Metric, MetricCollection
@@ -268,13 +267,6 @@ class SleepStagingModule(BenchModule):
             "optimizer": opt,
             "lr_scheduler": {"scheduler": sched, "monitor": self.monitor, "interval": "epoch"},
         }
-
-    def configure_callbacks(self) -> list[Callback]:
-        """Early stopping on validation macro-F1 (upstream patience 200), when configured."""
-        patience = self.cfg.optim.get("early_stopping_patience")
-        if patience is None:
-            return []
-        return [EarlyStopping(monitor=self.monitor, mode=self.monitor_mode, patience=int(patience))]
 
     # ---- result-row facts --------------------------------------------------------------------
     def protocol_tags(self) -> dict[str, Any]:
