@@ -67,7 +67,13 @@ from sleepbench.signal.mel import (
     zscore,
 )
 from sleepbench.signal.resample import resample_ratio, stream_resampled
-from sleepbench.tasks.psg_audio_osa.labels import frame_mask, rasterise_events, reference_ahi
+from sleepbench.tasks.psg_audio_osa.labels import (
+    STAGE_CODES,
+    STAGE_EPOCH_S,
+    frame_mask,
+    rasterise_events,
+    reference_ahi,
+)
 
 __all__ = [
     "LABELS_PER_WINDOW",
@@ -138,7 +144,8 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
 
     Returns:
         ``x`` uint8 ``[128, 8 * n]``, ``y`` int8 ``[n]``, ``mask`` uint8 ``[n]`` (``n`` padded,
-        see :func:`padded_labels`); attrs ``duration_s``, ``source_fs_hz``, ``channel``,
+        see :func:`padded_labels`), ``stages`` int8 per 30-s epoch (:data:`STAGE_CODES`: the
+        RML user staging, for the night figure); attrs ``duration_s``, ``source_fs_hz``, ``channel``,
         ``roi_start_s``, ``roi_end_s``, ``tst_s``, ``ahi_ref``, ``severity``, ``n_events``,
         ``gaps`` (JSON ``[[start_s, end_s], ...]``), ``annotations``, ``n_labels`` and
         ``n_mel`` (before padding), ``n_parts``, ``missing_parts``, ``placed_by``.
@@ -169,8 +176,14 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
     mask[n_labels:] = 0
     if layout.gaps:
         log.info("%s: gaps %s (%s)", source.record_id, layout.gaps, layout.placed_by)
+    # the user staging per 30-s epoch, for the night report (not a model input)
+    n_epochs = -(-n_pad // STRIDE_LABELS)  # 375 labels of 80 ms = one 30-s epoch
+    stages = np.array(
+        [STAGE_CODES[label] for label in rml.epoch_stages(STAGE_EPOCH_S, n_epochs)],
+        dtype=np.int8,
+    )
     return ProcessedRecord(
-        arrays={"x": x, "y": y, "mask": mask},
+        arrays={"x": x, "y": y, "mask": mask, "stages": stages},
         attrs={
             "duration_s": float(layout.duration_s),
             "source_fs_hz": float(layout.fs_hz),
@@ -255,7 +268,7 @@ class PsgAudioDataModule(CachedDataModule):
     """PSG-Audio sleep audio -> per-80-ms apnea/hypopnea frames (method 000)."""
 
     task_name = "psg_audio_osa"
-    reader_version = "psg-audio-1"
+    reader_version = "psg-audio-2"
     preprocess_fn = staticmethod(preprocess_night)
     extra_keys = ("mask",)
 

@@ -26,6 +26,8 @@ from sleepbench.metrics.severity import ahi_to_severity
 
 __all__ = [
     "FRAME_S",
+    "STAGE_CODES",
+    "STAGE_EPOCH_S",
     "LABELS_PER_S",
     "NightReference",
     "frame_mask",
@@ -35,6 +37,9 @@ __all__ = [
 
 #: Label frame length (s): 750 frames per 60-s window.
 FRAME_S = 0.08
+#: Staging epoch (s) and the int8 codes of the cached hypnogram (-1: not scored).
+STAGE_EPOCH_S = 30.0
+STAGE_CODES: dict[str | None, int] = {"W": 0, "N1": 1, "N2": 2, "N3": 3, "REM": 4, None: -1}
 LABELS_PER_S = 12.5
 _EPS = 1e-6  # absorbs float error of onset * 12.5 at exact frame boundaries
 

@@ -241,6 +241,7 @@ def night_artifacts(
             {"reference": ev["reference"], model_name: ev["predicted"]},
             post.frame_s,
             title=f"{rid}: AHI reference {row['ahi_ref']:.1f}, {model_name} {row['ahi_pred']:.1f} /h",
+            stages=store.read(rec, "stages") if "stages" in store.records[rec].shapes else None,
         )
     return out
 

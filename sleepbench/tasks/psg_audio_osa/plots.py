@@ -1,8 +1,8 @@
-"""Per-night figure of the psg_audio_osa task: audio envelope, reference and predicted events.
+"""Per-night figure of the psg_audio_osa task: audio envelope, reference and predicted events,
+the hypnogram (RML user staging) and the scored region, on one time axis.
 
-The hypnogram the issue asks for is not in the cache contract (only ``tst_s`` is stored), so the
-bottom band shows what the cache has instead: the scored region (ROI and recorded audio, the
-cache's ``mask``), with excluded stretches shaded in every panel.
+Stretches outside the scored region (ROI and recorded audio, the cache's ``mask``) are shaded in
+every panel.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def plot_night(
     frame_s: float = 0.08,
     title: str = "",
     smooth_s: float = 2.0,
+    stages: np.ndarray | None = None,
+    stage_epoch_s: float = 30.0,
 ) -> Figure:
     """One night on one time axis (hours from the recording start).
 
@@ -46,6 +48,9 @@ def plot_night(
         frame_s: seconds per frame.
         title: figure title (the record id, AHIs).
         smooth_s: moving-average length of the drawn envelope (s).
+        stages: the hypnogram, one code per ``stage_epoch_s`` epoch (0 W, 1 N1, 2 N2, 3 N3,
+            4 REM, -1 not scored), drawn as a step plot; ``None`` leaves the panel out.
+        stage_epoch_s: staging epoch length (s).
 
     Returns:
         A matplotlib :class:`~matplotlib.figure.Figure` (no pyplot state).
@@ -59,14 +64,17 @@ def plot_night(
     shown = np.convolve(
         np.nan_to_num(energy, nan=np.nanmin(energy, initial=0.0)), np.ones(k) / k, "same"
     )
-    fig = Figure(figsize=(12, 1.2 * (len(events) + 2) + 0.6), layout="constrained")
-    heights = [2.0] + [0.6] * len(events) + [0.35]
+    n_hyp = 0 if stages is None else 1
+    fig = Figure(figsize=(12, 1.2 * (len(events) + 2 + n_hyp) + 0.6), layout="constrained")
+    heights = [2.0] + [0.6] * len(events) + [1.0] * n_hyp + [0.35]
     axes = fig.subplots(len(heights), 1, sharex=True, gridspec_kw={"height_ratios": heights})
     for ax in axes:
         _shade_excluded(ax, mask, hours)
     axes[0].plot(hours[:-1], shown, color="0.2", lw=0.4)
     axes[0].set_ylabel("energy (dB)")
-    for ax, (name, evs) in zip(axes[1:-1], events.items()):
+    if stages is not None:
+        _hypnogram(axes[1 + len(events)], np.asarray(stages), stage_epoch_s)
+    for ax, (name, evs) in zip(axes[1 : 1 + len(events)], events.items()):
         for onset, offset, label in evs:
             ax.axvspan(onset / 3600.0, offset / 3600.0, color=_COLOURS.get(int(label), "C0"), lw=0)
         ax.set_yticks([])
@@ -86,3 +94,17 @@ def plot_night(
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+#: plotting height of each stage code (wake on top, N3 at the bottom, as clinicians draw it)
+_STAGE_LEVEL = {0: 4, 4: 3, 1: 2, 2: 1, 3: 0}
+
+
+def _hypnogram(ax, stages: np.ndarray, epoch_s: float) -> None:
+    """Step plot of the staging; unscored epochs (-1) are gaps."""
+    level = np.array([_STAGE_LEVEL.get(int(c), np.nan) for c in stages], dtype=float)
+    edges = np.arange(level.size + 1) * epoch_s / 3600.0
+    ax.stairs(level, edges, color="C0", lw=0.8, baseline=None)
+    ax.set_yticks([4, 3, 2, 1, 0], ["W", "REM", "N1", "N2", "N3"], fontsize=7)
+    ax.set_ylim(-0.5, 4.5)
+    ax.set_ylabel("stage", rotation=0, ha="right", va="center", fontsize=8)

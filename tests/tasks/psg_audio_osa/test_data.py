@@ -32,7 +32,12 @@ from sleepbench.tasks.psg_audio_osa.data import (
     preprocess_night,
 )
 from sleepbench.tasks.psg_audio_osa.download import download_psg_audio
-from sleepbench.tasks.psg_audio_osa.labels import FRAME_S, frame_mask, rasterise_events
+from sleepbench.tasks.psg_audio_osa.labels import (
+    FRAME_S,
+    STAGE_CODES,
+    frame_mask,
+    rasterise_events,
+)
 from sleepbench.tasks.psg_audio_osa.synth import write_synthetic_psg_audio
 
 PRE = {"channel": "Mic", "gap_tolerance_s": 1.0, "annotations": "APNEA_RML"}
@@ -119,6 +124,11 @@ def test_cached_nights_follow_the_contract(dm: PsgAudioDataModule) -> None:
         assert rec.attrs["n_events"] == len(rml.respiratory_events())
         y = store.read(i, "y")
         assert set(np.unique(y)) <= {0, 1, 2} and (y > 0).any() == (rec.attrs["n_events"] > 0)
+        # the user staging per 30-s epoch over the padded night, for the night figure
+        stages = store.read(i, "stages")
+        assert stages.size * 30.0 == pytest.approx(n * FRAME_S)
+        expected = [STAGE_CODES[s] for s in rml.epoch_stages(30.0, stages.size)]
+        assert stages.tolist() == expected and 0 in expected and 2 in expected
 
 
 def test_missing_part_is_a_masked_gap(dm: PsgAudioDataModule) -> None:
