@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sleepbench.metrics import EventIoU, event_iou, frames_to_events, match_events
-from sleepbench.metrics.events import EventCollarF1, collar_match_count, median_filter_labels
+from sleepbench.metrics.event_collar import EventCollarF1, collar_match_count
+from sleepbench.metrics.events import median_filter_labels
 
 
 def upstream_postprocess(labels, frame_s, merge_gap_s, min_duration_s, kernel):

@@ -9,7 +9,7 @@ same-class gaps < 3 s, drop events < 10 s) -> three levels of metrics:
   median-filtered sequence (:func:`~sleepbench.metrics.make_multiclass_metrics`);
 * events: one-to-one IoU matching, mean IoU, onset / offset errors (s), event precision /
   recall / F1 at IoU ≥ 0.5, class-aware and class-agnostic (``agn_`` keys), and a collar-based
-  event F1 (:class:`~sleepbench.metrics.events.EventCollarF1`);
+  event F1 (:class:`~sleepbench.metrics.event_collar.EventCollarF1`);
 * nights: AHI = events / total sleep time (h) against the reference AHI of the cache (events
   with onset in the ROI per hour of TST), Pearson r, MAE, ICC, Bland–Altman, Se/Sp/accuracy at
   AHI 5/15/30, severity accuracy and 4-class severity κ.
@@ -34,8 +34,8 @@ from torchmetrics.functional.classification import multiclass_cohen_kappa, multi
 
 from sleepbench.metrics import flatten_metric_dict, make_multiclass_metrics
 from sleepbench.metrics.agreement import agreement_from_indices
+from sleepbench.metrics.event_collar import EventCollarF1
 from sleepbench.metrics.events import (
-    EventCollarF1,
     EventIoU,
     EventSpan,
     frames_to_events,
