@@ -22,20 +22,16 @@ from wfdb.io import _signal as wfdb_signal
 
 from sleepbench.errors import RecordingError
 from sleepbench.io.bounds import check_recording_length, check_sampling_rate
-from sleepbench.io.channel_checks import check_samples
+from sleepbench.io.channel_checks import check_samples, interpolate_nan_runs
 from sleepbench.recording import Recording, Signal
 
 __all__ = [
-    "READER_VERSION",
-    "interpolate_nan_runs",
     "read_annotation_samples",
     "read_wfdb_header",
     "read_wfdb_record",
     "record_stem",
 ]
 
-#: Bump when the reader's output for the same files changes (part of the cache fingerprint).
-READER_VERSION = "wfdb-1"
 
 # What wfdb raises on malformed input. Anything else escaping wfdb is a bug and propagates.
 _WFDB_ERRORS = (ValueError, IndexError, KeyError, TypeError, EOFError, UnicodeDecodeError)
@@ -239,53 +235,6 @@ def _select_channels(stem: Path, header: wfdb.Record, channels: Sequence[str] | 
             )
         indices.append(lower.index(wanted.lower()))
     return indices
-
-
-def interpolate_nan_runs(
-    data: np.ndarray, fs_hz: float, max_nan_run_s: float, path: str | Path, channel: str
-) -> tuple[np.ndarray, int]:
-    """Fill short runs of non-finite samples by linear interpolation.
-
-    Args:
-        data: 1-D samples (any float dtype).
-        fs_hz: sampling rate in Hz, to express runs in seconds.
-        max_nan_run_s: longest run (seconds) that may be filled; ``math.inf`` fills any run.
-        path: file named in the error.
-        channel: channel named in the error.
-
-    Returns:
-        ``(filled, n_filled)``: a float32 copy with every non-finite sample replaced by the
-        straight line between its finite neighbours (a run touching either end of the channel
-        takes the nearest finite value), and the number of samples filled.
-
-    Raises:
-        RecordingError: the channel is empty, has no finite sample, or has a run longer than
-            ``max_nan_run_s``.
-    """
-    x = np.array(data, dtype=np.float64)  # a copy: the caller's array is left as it was
-    if x.size == 0:
-        raise RecordingError(path, f"channel {channel!r} has no samples")
-    bad = ~np.isfinite(x)
-    n_bad = int(bad.sum())
-    if n_bad == 0:
-        return x.astype(np.float32), 0
-    if n_bad == x.size:
-        raise RecordingError(path, f"channel {channel!r} is entirely NaN")
-    # Run boundaries from the edges of the boolean mask.
-    edges = np.diff(np.concatenate(([0], bad.view(np.int8), [0])))
-    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    longest = int(np.argmax(stops - starts))
-    run = stops[longest] - starts[longest]
-    if run > max_nan_run_s * fs_hz:
-        raise RecordingError(
-            path,
-            f"channel {channel!r} has a NaN run of {run / fs_hz:.3f} s "
-            f"({run} samples from {starts[longest] / fs_hz:.3f} s), longer than the "
-            f"{max_nan_run_s} s allowed",
-        )
-    good = np.flatnonzero(~bad)
-    x[bad] = np.interp(np.flatnonzero(bad), good, x[good])
-    return x.astype(np.float32), n_bad
 
 
 def read_wfdb_record(

@@ -10,8 +10,8 @@ import pytest
 import wfdb
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.channel_checks import interpolate_nan_runs
 from sleepbench.io.wfdb import (
-    interpolate_nan_runs,
     read_annotation_samples,
     read_wfdb_header,
     read_wfdb_record,
