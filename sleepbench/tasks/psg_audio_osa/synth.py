@@ -23,8 +23,9 @@ The audio carries the physiology the task learns from:
   ``LightsOff`` / ``LightsOn`` and one session segment; events only in sleep; the severity
   classes (AHI < 5, 5-15, 15-30, >= 30) are dealt round-robin so all four are present.
 
-Audio is rendered part by part from a per-night plan (breath times, events), so even an 8-h
-48-kHz night never exists in memory as a whole. ``drop_parts`` leaves part files out (the RML
+Audio is rendered part by part from a per-night plan (breath times, events) by
+:mod:`~sleepbench.tasks.psg_audio_osa.synth_audio`, so even an 8-h 48-kHz night never exists in
+memory as a whole. ``drop_parts`` leaves part files out (the RML
 still describes the whole session: the gap must be found from the parts' start times).
 """
 
@@ -37,13 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.signal import butter, sosfilt
 
 from sleepbench.io.edf_write import write_edf
 from sleepbench.io.rml import read_rml
 from sleepbench.io.rml_write import write_rml
 from sleepbench.recording import Event, Signal
 from sleepbench.tasks.psg_audio_osa.labels import reference_ahi
+from sleepbench.tasks.psg_audio_osa.synth_audio import Plan, Renderer, render_part, snore_channel
 
 __all__ = ["PsgAudioSynthNight", "write_synthetic", "write_synthetic_psg_audio"]
 
@@ -83,21 +84,6 @@ class PsgAudioSynthNight:
     n_hypopnea: int
     snorer: bool
     dropped_parts: tuple[int, ...] = ()
-
-
-@dataclass
-class _Plan:
-    """Everything random about a night, decided before any sample is rendered."""
-
-    duration_s: float
-    stages: list[str | None]
-    events: list[tuple[float, float, int, str]]  # onset, duration, class, RML type
-    breaths: np.ndarray  # [n, 4]: onset_s, inspiration_s, loudness, snore loudness
-    moves: np.ndarray  # [n, 3]: onset_s, duration_s, loudness
-    room: float
-    mic_gain: float
-    tracheal_gain: float
-    f0_hz: float
 
 
 def _staging(rng: np.random.Generator, n_epochs: int) -> list[str | None]:
@@ -144,7 +130,7 @@ def _place_events(
     return sorted(events)
 
 
-def _plan(rng: np.random.Generator, duration_s: float, severity: int, snorer: bool) -> _Plan:
+def _plan(rng: np.random.Generator, duration_s: float, severity: int, snorer: bool) -> Plan:
     stages = _staging(rng, int(duration_s // EPOCH_S))
     sleep_h = sum(s not in ("W", None) for s in stages) * EPOCH_S / 3600.0
     target = rng.uniform(*_TARGET_AHI[severity])
@@ -188,7 +174,7 @@ def _plan(rng: np.random.Generator, duration_s: float, severity: int, snorer: bo
     for onset, duration, cls, _ in events:  # arousal movements after some recoveries
         if cls == 2 and rng.random() < 0.4:
             moves.append((onset + duration + rng.uniform(0.5, 3.0), rng.uniform(1.0, 3.0), 1.0))
-    return _Plan(
+    return Plan(
         duration_s=duration_s,
         stages=stages,
         events=events,
@@ -201,100 +187,7 @@ def _plan(rng: np.random.Generator, duration_s: float, severity: int, snorer: bo
     )
 
 
-def _band(fs: float, low: float, high: float) -> np.ndarray:
-    high = min(high, 0.45 * fs)
-    return butter(2, [low, high], btype="bandpass", fs=fs, output="sos")
-
-
-def _envelope(n: int, t0: float, fs: float, items: np.ndarray, col: int) -> np.ndarray:
-    """Sum of Hann bursts (onset, length, loudness in column ``col``) over ``[t0, t0 + n/fs)``."""
-    env = np.zeros(n, dtype=np.float32)
-    for row in items:
-        onset, length, amp = row[0], row[1], row[col]
-        if amp <= 0:
-            continue
-        a, m = round((onset - t0) * fs), max(2, round(length * fs))
-        if a + m <= 0 or a >= n:
-            continue
-        w = (amp * np.hanning(m)).astype(np.float32)
-        lo, hi = max(a, 0), min(a + m, n)
-        env[lo:hi] += w[lo - a : hi - a]
-    return env
-
-
-class _Renderer:
-    """Renders a night's audio in consecutive stretches, carrying the filters' state across them
-    (so a part written in 60-s blocks equals one rendered at once, and memory stays bounded)."""
-
-    def __init__(self, plan: _Plan, fs: float, seed: Sequence[int]) -> None:
-        self.plan, self.fs = plan, fs
-        self.rng = np.random.default_rng(list(seed))
-        self.sos = {
-            "in": _band(fs, 400, 1800),
-            "ex": _band(fs, 150, 900),
-            "room": butter(1, min(600.0, 0.45 * fs), fs=fs, output="sos"),
-            "move": _band(fs, 60, 2500),
-        }
-        self.zi = {k: np.zeros((sos.shape[0], 2)) for k, sos in self.sos.items()}
-
-    def _filter(self, key: str, x: np.ndarray) -> np.ndarray:
-        y, self.zi[key] = sosfilt(self.sos[key], x, zi=self.zi[key])
-        return y.astype(np.float32)
-
-    def render(self, t0: float, t1: float) -> dict[str, np.ndarray]:
-        """``Mic``, ``Tracheal`` (float32) and the snore envelope over ``[t0, t1)``."""
-        plan, fs = self.plan, self.fs
-        n = round((t1 - t0) * fs)
-        br = plan.breaths
-        near = br[(br[:, 0] > t0 - 10) & (br[:, 0] < t1)]
-        exp = near.copy()
-        exp[:, 0] += near[:, 1] + 0.2  # expiration follows the inspiration
-        exp[:, 1] *= 1.2
-        exp[:, 2] *= 0.5
-        env_sn = _envelope(n, t0, fs, near, 3)
-        white = self.rng.standard_normal(n).astype(np.float32)
-        breath = self._filter("in", white) * _envelope(n, t0, fs, near, 2)
-        breath += self._filter("ex", white) * _envelope(n, t0, fs, exp, 2)
-        on = np.flatnonzero(env_sn)
-        if on.size:
-            phase = 2 * np.pi * plan.f0_hz * (t0 + on / fs)
-            buzz = sum(np.sin(k * phase) / k for k in range(1, 6))
-            breath[on] += (0.8 * buzz * env_sn[on]).astype(np.float32)
-        noise = self.rng.standard_normal(n).astype(np.float32)
-        room = self._filter("room", noise) * np.float32(plan.room / 0.3)
-        move = self._filter("move", noise) * _envelope(n, t0, fs, plan.moves, 2)
-        mic = room + plan.mic_gain * breath + 0.05 * move
-        tracheal = 0.2 * room + plan.tracheal_gain * breath + 0.02 * move
-        return {
-            "Mic": np.clip(mic, -0.98, 0.98),
-            "Tracheal": np.clip(tracheal, -0.98, 0.98),
-            "snore": env_sn,
-        }
-
-
-def _render_part(
-    renderer: _Renderer, a: float, b: float, channels: Sequence[str], block_s: float = 60.0
-) -> dict[str, np.ndarray]:
-    """The audio channels of one part ``[a, b)`` s, rendered in ``block_s`` stretches."""
-    fs = renderer.fs
-    n = round((b - a) * fs)
-    wanted = {"Mic": "Mic", "Tracheal": "Tracheal", "Snore": "snore"}
-    out = {
-        key: np.empty(n if name in channels else 0, dtype=np.float32)
-        for name, key in wanted.items()
-    }
-    pos = 0
-    for t in np.arange(a, b, block_s):
-        block = renderer.render(t, min(t + block_s, b))
-        k = block["Mic"].size
-        for c in out:
-            if out[c].size:
-                out[c][pos : pos + k] = block[c]
-        pos += k
-    return out
-
-
-def _spo2(plan: _Plan, t0: int, t1: int) -> np.ndarray:
+def _spo2(plan: Plan, t0: int, t1: int) -> np.ndarray:
     t = np.arange(t0, t1, dtype=np.float64)
     sat = np.full(t.size, 96.0)
     for onset, duration, cls, _ in plan.events:
@@ -349,13 +242,13 @@ def write_synthetic_psg_audio(
         start = _START + dt.timedelta(minutes=int(rng.integers(0, 90)))
         bounds = [(a, min(a + part_s, duration)) for a in np.arange(0.0, duration, part_s)]
         parts = []
-        renderer = _Renderer(plan, fs, (seed, i))
+        renderer = Renderer(plan, fs, (seed, i))
         for k, (a, b) in enumerate(bounds, start=1):
             if k in drop_parts.get(i, ()):
                 for t in np.arange(a, b, 60.0):  # keep the stream as in an undropped night
                     renderer.render(t, min(t + 60.0, b))
                 continue
-            audio = _render_part(renderer, a, b, channels)
+            audio = render_part(renderer, a, b, channels)
             signals = _part_signals(channels, audio, plan, fs, a, b)
             parts.append(
                 write_edf(
@@ -393,7 +286,7 @@ def write_synthetic_psg_audio(
 
 
 def _part_signals(
-    channels: Sequence[str], audio: dict, plan: _Plan, fs: float, a: float, b: float
+    channels: Sequence[str], audio: dict, plan: Plan, fs: float, a: float, b: float
 ) -> list[Signal]:
     """The requested channels of part ``[a, b)`` s, each at its own rate."""
     out = []
@@ -401,7 +294,7 @@ def _part_signals(
         if name in ("Mic", "Tracheal"):
             out.append(Signal(name, audio[name], fs, "V"))
         elif name == "Snore":
-            out.append(Signal("Snore", _snore_channel(audio["snore"], fs), 500.0, "mV"))
+            out.append(Signal("Snore", snore_channel(audio["snore"], fs), 500.0, "mV"))
         elif name == "SpO2":
             out.append(Signal("SpO2", _spo2(plan, int(a), int(b)), 1.0, "%"))
         else:
@@ -409,14 +302,7 @@ def _part_signals(
     return out
 
 
-def _snore_channel(env: np.ndarray, fs: float) -> np.ndarray:
-    """The snore envelope at 500 Hz (the recorder's ``Snore`` channel), in 0-10 mV."""
-    n = round(env.size / fs * 500.0)
-    t = (np.arange(n) + 0.5) * fs / 500.0
-    return np.clip(np.interp(t, np.arange(env.size), env) * 4.0, 0.0, 9.9)
-
-
-def _write_rmls(root: Path, night: str, plan: _Plan, start: dt.datetime) -> Path:
+def _write_rmls(root: Path, night: str, plan: Plan, start: dt.datetime) -> Path:
     """The night's RML in ``APNEA_RML/`` and the same scoring in ``APNEA_RML_clean/``."""
     events = [
         Event(onset, duration, kind, channel="Flow", attrs={"family": "Respiratory"})
