@@ -13,10 +13,12 @@ Nothing stored is ever lost or poisoned by one bad write:
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import json
 import logging
 import os
+import platform
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -221,8 +223,6 @@ def peer_result(
     Returns:
         The peer's :class:`RunResult`.
     """
-    import datetime as dt
-    import platform
 
     def get(key: str) -> Any:
         return result[key] if isinstance(result, dict) else getattr(result, key)

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from sleepbench.cache.lock import file_lock
 from sleepbench.config import (
     apply_synthetic_overrides,
     config_hash,
@@ -29,7 +30,6 @@ from sleepbench.config import (
     load_config,
     to_plain,
 )
-from sleepbench.data.datamodule import file_lock
 from sleepbench.progress import EpochSummary, heartbeat, progress_bar_wanted
 from sleepbench.registry import Task, get_task
 from sleepbench.results import ResultsStore, RunResult, run_key
@@ -248,11 +248,7 @@ def run(
     import lightning.pytorch as pl
 
     task = get_task(task_name)
-    cfg = load_config(task_name, overrides, task.folder)
-    if cfg.protocol not in task.spec.protocols:
-        raise ValueError(
-            f"{task_name} has no protocol {cfg.protocol!r}; choose from {task.spec.protocols}"
-        )
+    cfg = load_config(task_name, overrides, task.folder)  # refuses an unknown protocol
     cfg = resolve_data(cfg, task, overrides)
     chash = config_hash(cfg)
     store = ResultsStore(Path(cfg.output.results))

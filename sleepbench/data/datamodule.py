@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Sampler
 
 from sleepbench.cache.build import PreprocessFn, SourceRecord, build_cache
-from sleepbench.cache.lock import file_lock  # also imported from here by sleepbench.train
+from sleepbench.cache.lock import file_lock
 from sleepbench.cache.store import CacheStore
 from sleepbench.config import default_cache_dir, to_plain
 from sleepbench.data.splits import Split, split_file, stored_split
