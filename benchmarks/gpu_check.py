@@ -53,6 +53,9 @@ from sleepbench.registry import get_task, task_names  # noqa: E402
 #: speed-only overrides (peer baselines, figures) that a throughput check does not need
 SPEED_OVERRIDES: dict[str, list[str]] = {
     "sleep_edf": ["yasa.enabled=false", "plots.hypnograms=false"],
+    # the HTS-AT peer is a second training of the time branch alone: timed by its own check
+    "icbhi_lung": ["peer.enabled=false"],
+    "esc50": ["peer.enabled=false"],
 }
 #: Lightning precision -> autocast dtype of the preloaded-batch loop (None: no autocast)
 AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}

@@ -7,6 +7,7 @@ Everything after the named options is an omegaconf dotlist applied to the task c
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import sys
 from pathlib import Path
@@ -150,7 +151,13 @@ def cmd_download(args: argparse.Namespace) -> int:
         print(f"{args.task_name}: no download available; see {task.spec.data_card}")
         return 1
     dest = Path(args.dest) if args.dest else None
-    task.download(dest, Path(args.offline_from) if args.offline_from else None)
+    options = {}
+    if args.fetch:
+        if "fetch" not in inspect.signature(task.download).parameters:
+            print(f"{args.task_name}: no HTTP download; see {task.spec.data_card}")
+            return 2
+        options["fetch"] = True
+    task.download(dest, Path(args.offline_from) if args.offline_from else None, **options)
     return 0
 
 
@@ -182,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("task_name", help="task name or its dataset name")
     dl.add_argument("--dest", help="target folder (default $SLEEPBENCH_DATA/<dataset>)")
     dl.add_argument("--offline-from", help="copy from this local folder instead of the internet")
+    dl.add_argument(
+        "--fetch", action="store_true", help="download over HTTP where the dataset allows it (ESC-50)"
+    )
     dl.set_defaults(fn=cmd_download)
     return p
 

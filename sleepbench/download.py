@@ -12,8 +12,11 @@ import hashlib
 import logging
 import shutil
 import urllib.request
+import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from sleepbench.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ def parse_sha256sums(text: str) -> dict[str, str]:
     return out
 
 
-def _fetch(url: str, dest: Path) -> None:
+def fetch_url(url: str, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(dest.name + ".part")
     with urllib.request.urlopen(url, timeout=60) as resp, open(tmp, "wb") as fh:  # noqa: S310
@@ -131,11 +134,62 @@ def physionet_download(
             if src.resolve() != target.resolve():
                 shutil.copyfile(src, target)
     else:
-        _fetch(base + "SHA256SUMS.txt", sums_path)
+        fetch_url(base + "SHA256SUMS.txt", sums_path)
 
         def fetch(rel: str, target: Path) -> None:
-            _fetch(base + rel, target)
+            fetch_url(base + rel, target)
 
     checksums = parse_sha256sums(sums_path.read_text())
     selected = [r for r in checksums if wanted is None or wanted(r)]
     return sync_verified(dest, checksums, fetch, selected)
+
+
+# ---- local copies (a folder or a zip archive given with --offline-from) ---------------------
+
+
+def require_source(path: Path) -> Path:
+    """``path`` if it is a folder or a ``.zip`` file; a :class:`UserError` otherwise."""
+    if path.is_dir() or (path.is_file() and path.suffix.lower() == ".zip"):
+        return path
+    what = "does not exist" if not path.exists() else "is neither a folder nor a .zip archive"
+    raise UserError(f"--offline-from {path} {what}")
+
+
+def unpack_zip(archive: Path, into: Path) -> Path:
+    """Unpack a zip archive into a fresh folder ``into`` and return it.
+
+    ``zipfile`` drops absolute paths and ``..`` components, so nothing lands outside ``into``.
+
+    Raises:
+        UserError: the archive is not a readable zip (a truncated download, another format).
+    """
+    shutil.rmtree(into, ignore_errors=True)
+    into.mkdir(parents=True)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            zf.extractall(into)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+        shutil.rmtree(into, ignore_errors=True)
+        raise UserError(
+            f"{archive} is not a readable zip archive ({err}): download it again"
+        ) from None
+    return into
+
+
+def copy_file(src: Path, target: Path, move: bool = False) -> bool:
+    """Put ``src`` at ``target`` unless a file of the same size is there already.
+
+    Written as ``<target>.part`` then renamed, so an interrupted copy never leaves a short file
+    under the final name. ``move`` renames instead of copying (for files unpacked into a staging
+    folder). Returns whether the file was copied.
+    """
+    if target.exists() and target.stat().st_size == src.stat().st_size:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    if move:
+        shutil.move(str(src), str(part))
+    else:
+        shutil.copy2(src, part)
+    part.replace(target)
+    return True

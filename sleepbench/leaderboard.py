@@ -2,7 +2,8 @@
 
 One table across tasks (headline metric per task, mean ± std over folds and seeds), then one table
 per task with all its headline metrics, each model/protocol row followed by the paper's row for
-comparison. Written as Markdown and HTML, plus one bar chart per task.
+comparison and by the published numbers of other methods on the same protocol (``other_methods`` in
+the task's ``reference.yaml``). Written as Markdown and HTML, plus one bar chart per task.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from sleepbench.registry import get_task
 from sleepbench.results import ResultsStore
@@ -90,6 +92,35 @@ def _metric_columns(task: str) -> tuple[str, ...]:
     return spec.headline_metrics or (spec.primary_metric,)
 
 
+def other_methods(task: str) -> list[dict[str, Any]]:
+    """Published numbers of *other* methods for ``task`` (``other_methods`` entries of its
+    ``reference.yaml`` that carry a ``metrics`` mapping and a ``protocol``)."""
+    try:
+        path = get_task(task).folder / "reference.yaml"
+    except KeyError:
+        return []
+    entries = (yaml.safe_load(path.read_text()) or {}).get("other_methods") or []
+    return [
+        e
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("metrics"), dict) and e.get("protocol")
+    ]
+
+
+def _other_method_rows(task: str, protocols: set[str], cols: Sequence[str]) -> list[list[str]]:
+    """Table lines of the other methods published on protocols the results store holds."""
+    lines = []
+    for entry in other_methods(task):
+        if entry["protocol"] not in protocols:
+            continue
+        lines.append(
+            [f"other method: {entry.get('method', '?')}", entry["protocol"], entry.get("note") or "–"]
+            + ["real", "–"]
+            + [_fmt([entry["metrics"].get(c)]) for c in cols]
+        )
+    return lines
+
+
 def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
     """Tables as ``(title, header, rows)``: the cross-task overview, then one table per task."""
     groups = _group_rows(rows)
@@ -126,6 +157,11 @@ def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], l
                 [src, ref.get("protocol", "?"), note or "–", "real", "–"]
                 + [_fmt([ref_metrics.get(c)]) for c in cols]
             )
+    protocols_of: dict[str, set[str]] = defaultdict(set)
+    for task, _, protocol, _, _ in groups:
+        protocols_of[task].add(protocol)
+    for task, protocols in protocols_of.items():
+        per_task[task] += _other_method_rows(task, protocols, _metric_columns(task))
     tables = [("All tasks", overview_header, overview)]
     for task in sorted(per_task):
         cols = list(_metric_columns(task))

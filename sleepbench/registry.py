@@ -29,6 +29,8 @@ TASK_PACKAGES: dict[str, str] = {
     "shhs_spo2": "sleepbench.tasks.shhs_spo2",
     "sleep_edf": "sleepbench.tasks.sleep_edf",
     "psg_audio_osa": "sleepbench.tasks.psg_audio_osa",
+    "icbhi_lung": "sleepbench.tasks.icbhi_lung",
+    "esc50": "sleepbench.tasks.esc50",
 }
 
 

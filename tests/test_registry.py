@@ -33,9 +33,17 @@ def test_task_is_complete(name: str) -> None:
     assert OmegaConf.select(cfg, "synthetic_overrides") is not None
 
     ref = yaml.safe_load((task.folder / "reference.yaml").read_text())
-    assert ref.get("paper") and ref.get("results"), "reference.yaml needs the paper and its numbers"
-    for entry in ref["results"]:
+    # a seed that publishes nothing on this task's data (method 003 on ICBHI cycles) shows the
+    # best published numbers of other methods instead, labelled as such
+    assert ref.get("paper") and (ref.get("results") or ref.get("other_methods")), (
+        "reference.yaml needs the paper and its numbers (or other methods' numbers)"
+    )
+    for entry in ref.get("results") or []:
         assert entry["protocol"] and entry["source"] and entry["metrics"]
+    for entry in ref.get("other_methods") or []:
+        assert entry.get("method") and (entry.get("metrics") or entry.get("metric"))
+        if entry.get("protocol"):
+            assert entry["protocol"] in spec.protocols or not entry.get("metrics")
     card = REPO / spec.data_card
     assert card.exists(), f"missing data card {card}"
     text = card.read_text().lower()

@@ -32,7 +32,12 @@ from sleepbench.metrics.events import (
     frames_to_events,
     match_events,
 )
-from sleepbench.metrics.icbhi import ICBHIScore, icbhi_from_confmat, icbhi_score
+from sleepbench.metrics.icbhi import (
+    GroupedICBHIScore,
+    ICBHIScore,
+    icbhi_from_confmat,
+    icbhi_score,
+)
 from sleepbench.metrics.multiclass import (
     MacroF1Score,
     MacroPrecision,
@@ -57,6 +62,7 @@ __all__ = [
     "BinaryScreeningMetrics",
     "EventIoU",
     "EventSpan",
+    "GroupedICBHIScore",
     "ICBHIScore",
     "IndexAgreement",
     "MacroF1Score",

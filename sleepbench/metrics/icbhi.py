@@ -8,15 +8,17 @@ from the confusion matrix, so the metric extends torchmetrics' ``MulticlassConfu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 from torchmetrics.classification import MulticlassConfusionMatrix
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 from torchmetrics.utilities.compute import _safe_divide
 
-__all__ = ["ICBHIScore", "icbhi_from_confmat", "icbhi_score"]
+__all__ = ["GroupedICBHIScore", "ICBHIScore", "icbhi_from_confmat", "icbhi_score"]
 
 
 def icbhi_from_confmat(confmat: Tensor, normal_class: int = 0) -> dict[str, Tensor]:
@@ -100,3 +102,66 @@ class ICBHIScore(MulticlassConfusionMatrix):
     def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
         """ICBHI Se, Sp and score of the accumulated confusion matrix."""
         return icbhi_from_confmat(self.confmat, self.normal_class)
+
+
+class GroupedICBHIScore(Metric):
+    """ICBHI Se, Sp and score within each of ``groups`` (e.g. the recording device).
+
+    ``update(preds, target, group)``: ``preds`` ``(N, C)`` scores (arg-maxed) or ``(N,)`` labels,
+    ``target`` ``(N,)`` labels, ``group`` ``(N,)`` group indices into ``groups``. The state is one
+    ``(G, C, C)`` confusion matrix (sum-reduced, so DDP-correct).
+
+    ``compute()`` returns ``{"icbhi_score_<group>", "icbhi_se_<group>", "icbhi_sp_<group>",
+    "n_<group>"}`` for every group that received at least one entry.
+
+    Args:
+        num_classes: ``C``.
+        groups: group names, in index order.
+        normal_class: index of the normal class.
+    """
+
+    higher_is_better = True
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(
+        self, num_classes: int, groups: Sequence[str], normal_class: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        if not groups:
+            raise ValueError("groups is empty")
+        self.num_classes = int(num_classes)
+        self.groups = tuple(str(g) for g in groups)
+        self.normal_class = int(normal_class)
+        g, c = len(self.groups), self.num_classes
+        self.add_state("confmat", torch.zeros(g, c, c, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor, group: Tensor) -> None:
+        """Add ``N`` entries (see the class docstring)."""
+        labels = preds.argmax(-1) if preds.ndim == 2 else preds
+        labels, target, group = labels.long(), target.long(), group.long()
+        if not labels.shape == target.shape == group.shape:
+            raise ValueError(
+                f"preds, target and group differ in length: {tuple(labels.shape)}, "
+                f"{tuple(target.shape)}, {tuple(group.shape)}"
+            )
+        c = self.num_classes
+        flat = (group * c + target) * c + labels
+        counts = torch.zeros(len(self.groups) * c * c, dtype=torch.long, device=flat.device)
+        # index_add (not bincount) stays deterministic on CUDA
+        counts.index_add_(0, flat, torch.ones_like(flat))
+        self.confmat += counts.view_as(self.confmat)
+
+    def compute(self) -> dict[str, Tensor]:  # type: ignore[override]
+        """Per-group Se / Sp / score and cycle count of the groups that have entries."""
+        out: dict[str, Tensor] = {}
+        for k, name in enumerate(self.groups):
+            cm = self.confmat[k]
+            n = cm.sum()
+            if n == 0:
+                continue
+            scores = icbhi_from_confmat(cm, self.normal_class)
+            for key, value in scores.items():
+                out[f"{key}_{name}"] = value
+            out[f"n_{name}"] = n.to(torch.float64)
+        return out

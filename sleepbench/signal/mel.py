@@ -44,6 +44,7 @@ __all__ = [
     "dequantize_db",
     "energy_profile",
     "mel_power",
+    "mel_power_transform",
     "mel_transform",
     "n_frames",
     "night_log_mel",
@@ -87,6 +88,58 @@ class _MelPower(torch.nn.Module):
         return self.mel_scale(spec.real.square() + spec.imag.square())
 
 
+def mel_power_transform(
+    sample_rate: int,
+    n_fft: int,
+    hop: int,
+    n_mels: int,
+    f_min_hz: float,
+    f_max_hz: float,
+    *,
+    center: bool = True,
+    pad_mode: str = "constant",
+) -> torch.nn.Module:
+    """torchaudio's mel power spectrogram with librosa's filters: ``melspectrogram(power=2)``.
+
+    Periodic Hann window of ``n_fft`` samples (scipy's ``get_window("hann", n_fft)``, as librosa
+    and torchlibrosa use), power ``re^2 + im^2``, mel filters on the **Slaney** scale with
+    **Slaney** (area) normalisation (``librosa.filters.mel``'s defaults; torchaudio's own
+    defaults, HTK scale without normalisation, differ).
+
+    Args:
+        sample_rate: audio rate (Hz).
+        n_fft: FFT and window length (samples).
+        hop: frame step (samples).
+        n_mels: mel bands.
+        f_min_hz, f_max_hz: band edges of the filter bank (Hz).
+        center: centre frames, padding ``n_fft // 2`` samples at each end.
+        pad_mode: how centred frames are padded: ``"constant"`` (zeros, librosa >= 0.10's
+            default) or ``"reflect"`` (torchlibrosa's, HTS-AT's).
+
+    Returns:
+        A module mapping float32 audio ``[..., samples]`` to power ``[..., n_mels, frames]``.
+    """
+    spectrogram = torchaudio.transforms.Spectrogram(
+        n_fft=n_fft,
+        win_length=n_fft,
+        hop_length=hop,
+        window_fn=torch.hann_window,  # periodic, as scipy's get_window("hann") in librosa
+        power=None,  # complex: the power is taken in _MelPower
+        center=center,
+        pad_mode=pad_mode,
+    )
+    mel_scale = torchaudio.transforms.MelScale(
+        n_mels=n_mels,
+        sample_rate=sample_rate,
+        f_min=f_min_hz,
+        f_max=f_max_hz,
+        n_stft=n_fft // 2 + 1,
+        norm="slaney",
+        mel_scale="slaney",
+    )
+    return _MelPower(spectrogram, mel_scale)
+
+
 def mel_transform(center: bool = True) -> torch.nn.Module:
     """torchaudio's mel power spectrogram with librosa's defaults of SPECS §1.2.
 
@@ -97,25 +150,10 @@ def mel_transform(center: bool = True) -> torch.nn.Module:
     Returns:
         A module mapping float32 audio ``[..., samples]`` at 16 kHz to power ``[..., 128, frames]``.
     """
-    spectrogram = torchaudio.transforms.Spectrogram(
-        n_fft=N_FFT,
-        win_length=N_FFT,
-        hop_length=HOP,
-        window_fn=torch.hann_window,  # periodic, as scipy's get_window("hann") in librosa
-        power=None,  # complex: the power is taken in _MelPower
-        center=center,
-        pad_mode="constant",  # librosa >= 0.10 pads centred frames with zeros
+    # librosa >= 0.10 pads centred frames with zeros
+    return mel_power_transform(
+        MEL_FS_HZ, N_FFT, HOP, N_MELS, F_MIN_HZ, F_MAX_HZ, center=center, pad_mode="constant"
     )
-    mel_scale = torchaudio.transforms.MelScale(
-        n_mels=N_MELS,
-        sample_rate=MEL_FS_HZ,
-        f_min=F_MIN_HZ,
-        f_max=F_MAX_HZ,
-        n_stft=N_FFT // 2 + 1,
-        norm="slaney",
-        mel_scale="slaney",
-    )
-    return _MelPower(spectrogram, mel_scale)
 
 
 def n_frames(n_samples: int) -> int:

@@ -167,12 +167,43 @@ def _psg_audio_osa() -> tuple[nn.Module, dict[str, torch.Tensor]]:
     }
 
 
+def _lsrm_dm(devices: list[str], categories: list[str]) -> object:
+    """The few data-module facts the LSRM tasks' ``build_module`` reads."""
+    from types import SimpleNamespace
+
+    records = [
+        SimpleNamespace(attrs={"device": d, "target": k, "category": c})
+        for k, (d, c) in enumerate(zip(devices, categories))
+    ]
+    return SimpleNamespace(
+        store=SimpleNamespace(records=records),
+        split=SimpleNamespace(notes={}),
+        device_of_record=lambda: devices,
+    )
+
+
+def _icbhi_lung() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    from sleepbench.tasks.icbhi_lung.module import build_module
+
+    module = build_module(_cfg("icbhi_lung", "preprocess.cycle_s=1.0"), _lsrm_dm(["Meditron"], ["x"]))
+    return module, {"x": torch.randn(2, 16000), "y": torch.tensor([1, 3])}
+
+
+def _esc50() -> tuple[nn.Module, dict[str, torch.Tensor]]:
+    from sleepbench.tasks.esc50.module import build_module
+
+    module = build_module(_cfg("esc50", "preprocess.clip_s=1.0"), _lsrm_dm(["-"], ["dog"]))
+    return module, {"x": torch.randn(2, 32000), "y": torch.tensor([0, 49])}
+
+
 #: task -> tiny module and training batch; a new task fails the coverage test until added here
 TRAINING_EXAMPLES = {
     "apnea_ecg": _apnea_ecg,
     "sleep_edf": _sleep_edf,
     "shhs_spo2": _shhs_spo2,
     "psg_audio_osa": _psg_audio_osa,
+    "icbhi_lung": _icbhi_lung,
+    "esc50": _esc50,
 }
 
 

@@ -1,0 +1,1 @@
+"""Methods whose network is shared by several tasks."""

@@ -1,0 +1,1 @@
+"""esc50: environmental sound classification on ESC-50 (50 classes, 5 official folds)."""

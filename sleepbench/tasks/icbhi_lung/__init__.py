@@ -1,0 +1,1 @@
+"""icbhi_lung: respiratory-cycle classification (normal/crackle/wheeze/both) on ICBHI 2017 lung sounds."""
