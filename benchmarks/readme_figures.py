@@ -122,6 +122,35 @@ _ROWS: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
             f"{f['train_samples_per_s_paper']:.1f} samples/s"
         ),
     ),
+    (
+        "lsrm",
+        "icbhi_lung / esc50: log-mel front end (torchaudio, 1 core), 8-s 16-kHz cycles / 10-s 32-kHz clips",
+        lambda f: (
+            f"{_num(f['icbhi_lung_frontend_clips_per_s'])} / "
+            f"{_num(f['esc50_frontend_clips_per_s'])} clips/s"
+        ),
+    ),
+    (
+        "lsrm",
+        "icbhi_lung / esc50: inference per clip (front end + LSRM, 1 core), paper size / small",
+        lambda f: (
+            f"{_num(f['icbhi_lung_inference_ms_per_clip_paper_cpu'])} / "
+            f"{_num(f['icbhi_lung_inference_ms_per_clip_small_cpu'])} ms; "
+            f"{_num(f['esc50_inference_ms_per_clip_paper_cpu'])} / "
+            f"{_num(f['esc50_inference_ms_per_clip_small_cpu'])} ms"
+        ),
+    ),
+    (
+        "lsrm",
+        "LSRM parameters (4 classes), released blocks / paper67m / small; time branch alone (the paper: 67.15 M)",
+        lambda f: (
+            " / ".join(
+                f"{f['icbhi_lung_params'][size]['both'] / 1e6:.2f} M"
+                for size in ("paper", "paper67m", "small")
+            )
+            + f"; {f['icbhi_lung_params']['paper']['time'] / 1e6:.2f} M"
+        ),
+    ),
 ]
 
 

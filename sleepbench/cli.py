@@ -190,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--dest", help="target folder (default $SLEEPBENCH_DATA/<dataset>)")
     dl.add_argument("--offline-from", help="copy from this local folder instead of the internet")
     dl.add_argument(
-        "--fetch", action="store_true", help="download over HTTP where the dataset allows it (ESC-50)"
+        "--fetch",
+        action="store_true",
+        help="download over HTTP where the dataset allows it (ESC-50)",
     )
     dl.set_defaults(fn=cmd_download)
     return p

@@ -114,7 +114,11 @@ def _other_method_rows(task: str, protocols: set[str], cols: Sequence[str]) -> l
         if entry["protocol"] not in protocols:
             continue
         lines.append(
-            [f"other method: {entry.get('method', '?')}", entry["protocol"], entry.get("note") or "–"]
+            [
+                f"other method: {entry.get('method', '?')}",
+                entry["protocol"],
+                entry.get("note") or "–",
+            ]
             + ["real", "–"]
             + [_fmt([entry["metrics"].get(c)]) for c in cols]
         )

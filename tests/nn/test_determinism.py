@@ -185,7 +185,9 @@ def _lsrm_dm(devices: list[str], categories: list[str]) -> object:
 def _icbhi_lung() -> tuple[nn.Module, dict[str, torch.Tensor]]:
     from sleepbench.tasks.icbhi_lung.module import build_module
 
-    module = build_module(_cfg("icbhi_lung", "preprocess.cycle_s=1.0"), _lsrm_dm(["Meditron"], ["x"]))
+    module = build_module(
+        _cfg("icbhi_lung", "preprocess.cycle_s=1.0"), _lsrm_dm(["Meditron"], ["x"])
+    )
     return module, {"x": torch.randn(2, 16000), "y": torch.tensor([1, 3])}
 
 

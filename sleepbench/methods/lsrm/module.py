@@ -163,7 +163,9 @@ class LSRMModule(BenchModule):
         loss = cfg.get("loss") or {}
         alpha = float(loss.get("alpha", 0.5))
         # SPECS §4.4: the float-alpha constructor gives every class the weight alpha
-        self.loss_fn = FocalLoss(gamma=float(loss.get("gamma", 2.0)), weight=[alpha] * self.n_classes)
+        self.loss_fn = FocalLoss(
+            gamma=float(loss.get("gamma", 2.0)), weight=[alpha] * self.n_classes
+        )
         self.init = dict(init or {"init": "scratch"})
         self.val_metrics = self._metrics("val/")
         self.test_metrics = self._metrics("test/")

@@ -40,7 +40,14 @@ from sleepbench.io.esc50 import discover_esc50, read_esc50_meta
 from sleepbench.signal.fix_length import fix_length
 from sleepbench.signal.resample import resample_to
 
-__all__ = ["CLIP_FS_HZ", "N_CLASSES", "PROTOCOLS", "ClipTransform", "Esc50DataModule", "preprocess_clip"]
+__all__ = [
+    "CLIP_FS_HZ",
+    "N_CLASSES",
+    "PROTOCOLS",
+    "ClipTransform",
+    "Esc50DataModule",
+    "preprocess_clip",
+]
 
 CLIP_FS_HZ = 32_000
 N_CLASSES = 50
@@ -113,7 +120,11 @@ class Esc50DataModule(CachedDataModule):
         sources = []
         for clip in read_esc50_meta(meta_csv):
             wav = audio_dir / clip.filename
-            missing = None if wav.is_file() else f"{clip.filename} is listed in {meta_csv} but not in {audio_dir}"
+            missing = (
+                None
+                if wav.is_file()
+                else f"{clip.filename} is listed in {meta_csv} but not in {audio_dir}"
+            )
             meta = {
                 "wav": str(wav),
                 "fold": clip.fold,
@@ -139,7 +150,9 @@ class Esc50DataModule(CachedDataModule):
         fold, seed = int(self.cfg.fold), int(self.cfg.seed)
         split_cfg = self.cfg.get("split") or {}
         val_fraction = float(split_cfg.get("val_fraction", 0.1))
-        attrs = {r.record_id: r.attrs for r in self.store.records if r.record_id in subject_of_record}
+        attrs = {
+            r.record_id: r.attrs for r in self.store.records if r.record_id in subject_of_record
+        }
         by_source: dict[str, list[str]] = {}
         strata: dict[str, int] = {}
         for rid, a in attrs.items():
@@ -158,9 +171,7 @@ class Esc50DataModule(CachedDataModule):
                 )
             official = fold + 1
             test = sorted(r for r, a in attrs.items() if int(a["fold"]) == official)
-            rest = {
-                s: rs for s, rs in by_source.items() if int(attrs[rs[0]]["fold"]) != official
-            }
+            rest = {s: rs for s, rs in by_source.items() if int(attrs[rs[0]]["fold"]) != official}
             train, val = holdout_subjects(rest, val_fraction, seed + fold, strata)
             notes["official_fold"] = str(official)
             split = Split(protocol, fold, seed, train, val, test, notes=notes)
@@ -204,6 +215,10 @@ class Esc50DataModule(CachedDataModule):
             return
         super().setup(stage)
         self.provenance["classes_per_part"] = {
-            part: int(len(np.unique(ds.labels()))) for part, ds in
-            (("train", self.train_set), ("val", self.val_set), ("test", self.test_set))
+            part: int(len(np.unique(ds.labels())))
+            for part, ds in (
+                ("train", self.train_set),
+                ("val", self.val_set),
+                ("test", self.test_set),
+            )
         }

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from sleepbench import download as _download
+from sleepbench.download import copy_file, require_source, unpack_zip
 from sleepbench.errors import RecordingError, UserError
 from sleepbench.io.audio import wav_info
 from sleepbench.io.esc50 import discover_esc50, read_esc50_meta
-from sleepbench.download import copy_file, require_source, unpack_zip
 
 __all__ = ["ACCESS_TEXT", "DATASET", "ESC50_URL", "FULL_SET", "download_esc50", "verify_esc50"]
 

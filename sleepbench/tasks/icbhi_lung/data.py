@@ -224,7 +224,9 @@ class IcbhiDataModule(CachedDataModule):
             train = sorted(set(train_side) - set(val))
             notes["patients_on_both_sides"] = ", ".join(both) or "none"
             notes["official_list"] = layout.official_split.name
-            split = Split(protocol, fold, seed, train, sorted(val), test, leaky=bool(both), notes=notes)
+            split = Split(
+                protocol, fold, seed, train, sorted(val), test, leaky=bool(both), notes=notes
+            )
         elif protocol == "icbhi_patient_folds":
             if layout.patient_folds is None:
                 raise SplitError(
@@ -300,7 +302,9 @@ class IcbhiDataModule(CachedDataModule):
         return [str(r.attrs["device"]) for r in self.store.records]
 
 
-def _refuse_unlisted(records: list[str], side: Mapping[str, str], path: Path, protocol: str) -> None:
+def _refuse_unlisted(
+    records: list[str], side: Mapping[str, str], path: Path, protocol: str
+) -> None:
     unlisted = [r for r in records if r not in side]
     if unlisted:
         raise SplitError(

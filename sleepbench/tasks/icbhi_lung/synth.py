@@ -26,7 +26,8 @@ The database is built like the real one (the numbers below are the real ones, me
 - rates and sample types as the real files: Litt3200 4 kHz PCM_16; 44.1 kHz files PCM_16,
   PCM_24 or PCM_32; some Meditron at 10 kHz ([ASSUMPTION]: which device the real 10-kHz files
   come from was not checked);
-- cycles 1-6 s around a patient's own breathing period, and a few over 8 s (cut by the 8-s fix);
+- cycles 0.8-6 s around a patient's own breathing period (1-2.6 s), and a few of 8.2-11 s (cut
+  by the 8-s fix);
 - official split: recording-level ~60/40, patient-level except one "bridge" patient recorded
   with a Meditron (train) and a Litt3200 (test), as the real patients 156 and 218; nearly all
   Litt3200 recordings on the test side, LittC2SE on the training side (the real device shift).

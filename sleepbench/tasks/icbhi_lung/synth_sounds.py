@@ -12,9 +12,9 @@ What is in the audio (amplitudes relative to the peak RMS of inspiration noise, 
   lower expiration; the trachea sounds louder and higher than the chest wall;
 - crackles: 2-15 transients per cycle, each a damped oscillation of 5-20 ms at 100-2000 Hz
   (fine: short and high, late inspiration; coarse: long and low, early inspiration and
-  expiration), peak 0.4-8 (some faint);
-- wheezes: one or two tones of 100-1000 Hz with harmonics, 0.15-0.9 s, gliding, amplitude
-  0.08-1.5 (some barely above the noise);
+  expiration), peak 1-25, median ~6 (a few lost in the noise);
+- wheezes: one or two tones of 100-1000 Hz with harmonics, 0.16-0.9 s, gliding, amplitude
+  0.25-2.4, median ~0.8 (some barely above the noise);
 - confusers that carry no label: heart sounds (30-70 Hz thumps), friction clicks, short
   tonal squeaks (< 100 ms, too short to be a wheeze), ambient noise, mains hum; and a few
   unannotated faint adventitious sounds in normal cycles (annotators disagree);
@@ -79,11 +79,11 @@ def draw_profile(rng: np.random.Generator, child: bool) -> Profile:
         exhale_level=rng.uniform(0.3, 0.7),
         fine_crackles=bool(rng.random() < 0.5),
         crackles_per_cycle=rng.uniform(2.5, 9.0),
-        crackle_level=float(np.exp(rng.uniform(np.log(0.5), np.log(2.0)))),
+        crackle_level=float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))),
         wheeze_f0_hz=float(np.exp(rng.uniform(np.log(150.0), np.log(800.0)))),
-        wheeze_level=float(np.exp(rng.uniform(np.log(0.4), np.log(2.0)))),
+        wheeze_level=float(np.exp(rng.uniform(np.log(0.6), np.log(1.5)))),
         heart_rate_hz=rng.uniform(1.5, 2.0) if child else rng.uniform(1.0, 1.6),
-        heart_level=rng.uniform(0.2, 1.5),
+        heart_level=rng.uniform(0.2, 0.8),
     )
 
 
@@ -115,8 +115,8 @@ def draw_events(
     insp = 0.4 * dur
     faint_c = not crackle and rng.random() < unannotated
     if crackle or faint_c:
-        n = max(2, int(rng.poisson(profile.crackles_per_cycle)))
-        level = profile.crackle_level * _loguniform(rng, 1.5, 12.0) * (0.2 if faint_c else 1.0)
+        n = max(3, int(rng.poisson(profile.crackles_per_cycle)))
+        level = profile.crackle_level * _loguniform(rng, 3.0, 12.0) * (0.2 if faint_c else 1.0)
         for _ in range(min(n, 15)):
             if profile.fine_crackles:  # fine: short, high, mid-to-late inspiration
                 t = start_s + insp * rng.uniform(0.3, 1.0)
@@ -132,7 +132,7 @@ def draw_events(
     faint_w = not wheeze and rng.random() < unannotated
     if wheeze or faint_w:
         n = 2 if rng.random() < 0.2 else 1  # polyphonic now and then
-        level = profile.wheeze_level * _loguniform(rng, 0.25, 1.2) * (0.3 if faint_w else 1.0)
+        level = profile.wheeze_level * _loguniform(rng, 0.4, 1.6) * (0.3 if faint_w else 1.0)
         for k in range(n):
             expiratory = rng.random() < 0.65
             a, b = (start_s + insp, end_s) if expiratory else (start_s, start_s + insp)
@@ -169,7 +169,7 @@ DEVICE_SOUND: dict[str, DeviceSound] = {
     # free-field microphone: wide band, hears the room
     "AKGC417L": DeviceSound((80.0, 4000.0), 2, (250.0, 0.0), 0.03, 0.5),
     # acoustic stethoscope recorded through a microphone: dull above ~700 Hz, a bell resonance
-    "LittC2SE": DeviceSound((50.0, 700.0), 2, (220.0, 1.2), 0.02, 0.25),
+    "LittC2SE": DeviceSound((50.0, 1200.0), 2, (220.0, 1.2), 0.02, 0.25),
     # electronic stethoscope (4 kHz): strong low-frequency emphasis, electronic hiss
     "Litt3200": DeviceSound((20.0, 1500.0), 1, (180.0, 1.5), 0.06, 0.1),
     # electronic stethoscope: band-pass, hiss and mains hum
@@ -290,12 +290,12 @@ def render_recording(
         _add_crackle(x, fs, beat, rng.uniform(30.0, 60.0), 0.06, heart)
         _add_crackle(x, fs, beat + 0.3, rng.uniform(40.0, 70.0), 0.045, 0.6 * heart)
         beat += (1.0 / profile.heart_rate_hz) * rng.uniform(0.95, 1.05)
-    for onset in np.sort(rng.uniform(0.0, duration_s, rng.poisson(duration_s / 12.0))):
+    for onset in np.sort(rng.uniform(0.0, duration_s, rng.poisson(duration_s / 30.0))):
         # friction / movement clicks: broadband, longer than crackles
         k = round(rng.uniform(0.02, 0.08) * fs)
         i0 = round(onset * fs)
         seg = rng.standard_normal(min(k, n - i0)).astype(np.float32)
-        seg *= np.exp(-np.arange(seg.size) / (0.3 * k)) * rng.uniform(0.5, 4.0)
+        seg *= np.exp(-np.arange(seg.size) / (0.3 * k)) * rng.uniform(0.3, 2.0)
         x[i0 : i0 + seg.size] += seg
     for onset in rng.uniform(0.0, duration_s, rng.poisson(duration_s / 40.0)):
         # short squeaks (< 100 ms): tonal but too short to be annotated as wheezes
