@@ -74,6 +74,17 @@ class Split:
                     )
                 seen[subj] = name
 
+    def require_parts(self, data: str) -> Split:
+        """``self`` if train, validation and test all hold records; else :class:`SplitError`
+        saying which part the data (``data``: e.g. "the 50 clips under /x") leaves empty."""
+        for part in ("train", "val", "test"):
+            if not getattr(self, part):
+                raise SplitError(
+                    f"{self.protocol} fold {self.fold}: the {part} part is empty with {data}; "
+                    "the copy lacks parts this protocol needs"
+                )
+        return self
+
     def save(self, path: Path) -> None:
         """Write the split as JSON, atomically.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -62,6 +63,25 @@ class FrontEndConfig:
     n_mels: int = 64
     f_min_hz: float = 50.0
     f_max_hz: float = 14000.0
+
+    @classmethod
+    def from_cfg(cls, cfg: Any, default: FrontEndConfig) -> FrontEndConfig:
+        """The run's front end: ``preprocess.fs_hz`` and ``frontend.*`` over ``default``.
+
+        Args:
+            cfg: run config (mapping-like; ``preprocess`` and ``frontend`` may be absent).
+            default: the task's preset (:data:`ICBHI_FRONT_END`, :data:`ESC50_FRONT_END`).
+        """
+        pre = cfg.get("preprocess") or {}
+        fe = cfg.get("frontend") or {}
+        return cls(
+            sample_rate=int(pre.get("fs_hz", default.sample_rate)),
+            n_fft=int(fe.get("n_fft", default.n_fft)),
+            hop=int(fe.get("hop", default.hop)),
+            n_mels=int(fe.get("n_mels", default.n_mels)),
+            f_min_hz=float(fe.get("f_min_hz", default.f_min_hz)),
+            f_max_hz=float(fe.get("f_max_hz", default.f_max_hz)),
+        )
 
     def __post_init__(self) -> None:
         if not 0 <= self.f_min_hz < self.f_max_hz <= self.sample_rate / 2:

@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
-from torchmetrics import MetricCollection
+from torchmetrics import MeanMetric, MetricCollection
 
 from sleepbench.config import to_plain
 from sleepbench.methods.lsrm.frontend import FrontEndConfig, LogMelFrontEnd, SpecAugment
@@ -31,7 +32,7 @@ from sleepbench.metrics import flatten_metric_dict, make_multiclass_metrics
 from sleepbench.module import BenchModule
 from sleepbench.nn.losses import FocalLoss
 
-__all__ = ["ClipClassifier", "LSRMModule", "build_classifier", "model_overrides"]
+__all__ = ["ClipClassifier", "LSRMModule", "build_classifier", "majority_class", "model_overrides"]
 
 # config keys of ``model`` that are not LSRMNet keyword arguments
 _MODEL_KEYS = {"size", "branches", "time_branch_checkpoint"}
@@ -132,6 +133,14 @@ def build_classifier(
     return classifier, init
 
 
+def majority_class(dm: Any) -> int | None:
+    """Most frequent class of ``dm``'s training windows (``None`` without a training set)."""
+    train = getattr(dm, "train_set", None)
+    if train is None or len(train) == 0:
+        return None
+    return int(np.bincount(train.labels()).argmax())
+
+
 class LSRMModule(BenchModule):
     """Clip classification with the LSRM network (method 003).
 
@@ -142,6 +151,8 @@ class LSRMModule(BenchModule):
         class_names: names of the classes, in label order.
         clip_s: seconds of signal per clip (for the inference time per hour).
         init: how the time branch was initialised (carried into the result tags).
+        majority_class: the training part's most frequent class; ``test/majority_acc`` is the
+            accuracy of always predicting it (the bar a model must clear).
 
     Batches: ``x`` ``[B, samples]`` float32 waveforms, ``y`` ``[B]`` labels, ``record`` ``[B]``.
     """
@@ -156,8 +167,11 @@ class LSRMModule(BenchModule):
         class_names: Sequence[str],
         clip_s: float,
         init: Mapping[str, Any] | None = None,
+        majority_class: int | None = None,
     ) -> None:
         super().__init__(net, cfg, window_s=clip_s)
+        self.majority_class = majority_class
+        self.test_majority = MeanMetric()
         self.class_names = tuple(class_names)
         self.n_classes = len(self.class_names)
         loss = cfg.get("loss") or {}
@@ -202,6 +216,8 @@ class LSRMModule(BenchModule):
         probs = logits.float().softmax(-1)
         y = batch["y"].long()
         self.test_metrics.update(probs, y)
+        if self.majority_class is not None:
+            self.test_majority.update((y == self.majority_class).float())
         self.update_extras("test", probs, y, batch)
 
     def update_extras(
@@ -218,6 +234,9 @@ class LSRMModule(BenchModule):
         computed = self.test_metrics.compute()
         confmat = computed.get("test/confmat")
         scores = {**flatten_metric_dict(computed), **self.extra_scores("test")}
+        if self.majority_class is not None:
+            scores["test/majority_acc"] = self.test_majority.compute()
+            self.test_majority.reset()
         self.log_dict(self.scalar_scores(scores))
         if confmat is not None:
             self.test_artifacts["confusion_matrix"] = {

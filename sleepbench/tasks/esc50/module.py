@@ -11,8 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from sleepbench.methods.lsrm.frontend import FrontEndConfig
-from sleepbench.methods.lsrm.module import LSRMModule, build_classifier
+from sleepbench.methods.lsrm.frontend import ESC50_FRONT_END, FrontEndConfig
+from sleepbench.methods.lsrm.module import LSRMModule, build_classifier, majority_class
 from sleepbench.tasks.esc50.data import N_CLASSES
 
 __all__ = ["MODEL_NAME", "build_module", "class_names", "front_end"]
@@ -22,15 +22,7 @@ MODEL_NAME = "LSRM (MRINet + HTS-AT)"
 
 def front_end(cfg: DictConfig) -> FrontEndConfig:
     """HTS-AT's ESC-50 front end (SPECS §4.2): 32 kHz, window 1024, hop 320, 64 mels 50-14,000 Hz."""
-    fe = cfg.get("frontend") or {}
-    return FrontEndConfig(
-        sample_rate=int(cfg.preprocess.get("fs_hz", 32000)),
-        n_fft=int(fe.get("n_fft", 1024)),
-        hop=int(fe.get("hop", 320)),
-        n_mels=int(fe.get("n_mels", 64)),
-        f_min_hz=float(fe.get("f_min_hz", 50.0)),
-        f_max_hz=float(fe.get("f_max_hz", 14000.0)),
-    )
+    return FrontEndConfig.from_cfg(cfg, ESC50_FRONT_END)
 
 
 def class_names(dm: Any) -> list[str]:
@@ -66,5 +58,6 @@ def build_module(cfg: DictConfig, dm: Any) -> Esc50Module:
         class_names(dm),
         clip_s,
         init,
+        majority_class(dm),
         official_fold=dm.split.notes.get("official_fold"),
     )

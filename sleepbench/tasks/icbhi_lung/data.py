@@ -252,13 +252,7 @@ class IcbhiDataModule(CachedDataModule):
             split = Split(protocol, fold, seed, train, val, test, notes=notes)
         else:
             raise SplitError(f"unknown protocol {protocol!r} for icbhi_lung; known: {PROTOCOLS}")
-        for part in ("train", "val", "test"):
-            if not getattr(split, part):
-                raise SplitError(
-                    f"{protocol} fold {fold}: no recording of the data under {self.root} falls in "
-                    f"the {part} part; the copy lacks parts this protocol needs"
-                )
-        return split
+        return split.require_parts(f"the {len(records)} recordings under {self.root}")
 
     # ---- windows ---------------------------------------------------------------------------
     def window_index(self, record_ids: list[str], stage: str) -> WindowIndex:

@@ -16,8 +16,13 @@ import torch
 from omegaconf import DictConfig
 
 from sleepbench.io.icbhi import CLASSES, DEVICES
-from sleepbench.methods.lsrm.frontend import FrontEndConfig
-from sleepbench.methods.lsrm.module import ClipClassifier, LSRMModule, build_classifier
+from sleepbench.methods.lsrm.frontend import ICBHI_FRONT_END, FrontEndConfig
+from sleepbench.methods.lsrm.module import (
+    ClipClassifier,
+    LSRMModule,
+    build_classifier,
+    majority_class,
+)
 from sleepbench.metrics import GroupedICBHIScore, ICBHIScore
 
 __all__ = ["MODEL_NAME", "IcbhiModule", "build_module", "front_end"]
@@ -27,15 +32,7 @@ MODEL_NAME = "LSRM (MRINet + HTS-AT)"
 
 def front_end(cfg: DictConfig) -> FrontEndConfig:
     """HTS-AT's front end at the ICBHI rate (SPECS §4.2): 16 kHz, hop 160, fmax 8 kHz."""
-    fe = cfg.get("frontend") or {}
-    return FrontEndConfig(
-        sample_rate=int(cfg.preprocess.get("fs_hz", 16000)),
-        n_fft=int(fe.get("n_fft", 1024)),
-        hop=int(fe.get("hop", 160)),
-        n_mels=int(fe.get("n_mels", 64)),
-        f_min_hz=float(fe.get("f_min_hz", 50.0)),
-        f_max_hz=float(fe.get("f_max_hz", 8000.0)),
-    )
+    return FrontEndConfig.from_cfg(cfg, ICBHI_FRONT_END)
 
 
 class IcbhiModule(LSRMModule):
@@ -57,8 +54,10 @@ class IcbhiModule(LSRMModule):
         device_of_record: Sequence[str],
         split_notes: Mapping[str, str] | None = None,
         init: Mapping[str, Any] | None = None,
+        majority_class: int | None = None,
     ) -> None:
-        super().__init__(net, cfg, CLASSES, float(cfg.preprocess.get("cycle_s", 8.0)), init)
+        clip_s = float(cfg.preprocess.get("cycle_s", 8.0))
+        super().__init__(net, cfg, CLASSES, clip_s, init, majority_class)
         self.val_icbhi = ICBHIScore(len(CLASSES))
         self.test_icbhi = ICBHIScore(len(CLASSES))
         known = list(DEVICES) + sorted(set(device_of_record) - set(DEVICES))
@@ -108,4 +107,4 @@ class IcbhiModule(LSRMModule):
 def build_module(cfg: DictConfig, dm: Any) -> IcbhiModule:
     """The icbhi_lung module for the data module ``dm`` (set up)."""
     net, init = build_classifier(cfg, len(CLASSES), front_end(cfg))
-    return IcbhiModule(net, cfg, dm.device_of_record(), dm.split.notes, init)
+    return IcbhiModule(net, cfg, dm.device_of_record(), dm.split.notes, init, majority_class(dm))

@@ -12,9 +12,9 @@ What is in the audio (amplitudes relative to the peak RMS of inspiration noise, 
   lower expiration; the trachea sounds louder and higher than the chest wall;
 - crackles: 2-15 transients per cycle, each a damped oscillation of 5-20 ms at 100-2000 Hz
   (fine: short and high, late inspiration; coarse: long and low, early inspiration and
-  expiration), peak 1-25, median ~6 (a few lost in the noise);
+  expiration), peak 2-40, median ~10 (a few lost in the noise or behind a device);
 - wheezes: one or two tones of 100-1000 Hz with harmonics, 0.16-0.9 s, gliding, amplitude
-  0.25-2.4, median ~0.8 (some barely above the noise);
+  0.6-4.5, median ~1.7 (faint through the dull devices);
 - confusers that carry no label: heart sounds (30-70 Hz thumps), friction clicks, short
   tonal squeaks (< 100 ms, too short to be a wheeze), ambient noise, mains hum; and a few
   unannotated faint adventitious sounds in normal cycles (annotators disagree);
@@ -116,7 +116,7 @@ def draw_events(
     faint_c = not crackle and rng.random() < unannotated
     if crackle or faint_c:
         n = max(3, int(rng.poisson(profile.crackles_per_cycle)))
-        level = profile.crackle_level * _loguniform(rng, 3.0, 12.0) * (0.2 if faint_c else 1.0)
+        level = profile.crackle_level * _loguniform(rng, 5.0, 20.0) * (0.2 if faint_c else 1.0)
         for _ in range(min(n, 15)):
             if profile.fine_crackles:  # fine: short, high, mid-to-late inspiration
                 t = start_s + insp * rng.uniform(0.3, 1.0)
@@ -132,7 +132,7 @@ def draw_events(
     faint_w = not wheeze and rng.random() < unannotated
     if wheeze or faint_w:
         n = 2 if rng.random() < 0.2 else 1  # polyphonic now and then
-        level = profile.wheeze_level * _loguniform(rng, 0.4, 1.6) * (0.3 if faint_w else 1.0)
+        level = profile.wheeze_level * _loguniform(rng, 1.0, 3.0) * (0.3 if faint_w else 1.0)
         for k in range(n):
             expiratory = rng.random() < 0.65
             a, b = (start_s + insp, end_s) if expiratory else (start_s, start_s + insp)

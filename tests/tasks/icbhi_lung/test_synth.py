@@ -202,6 +202,14 @@ def test_crackles_are_transient_and_wheezes_tonal_but_not_trivially(small) -> No
     auc_w = _auc(f[wheeze, 1], f[~wheeze, 1])
     assert np.median(f[crackle, 0]) > np.median(f[normal, 0])
     assert np.median(f[wheeze, 1]) > np.median(f[normal, 1])
-    # learnable from one hand-made feature each, but far from perfect (faint sounds, devices,
-    # clicks, squeaks, unannotated sounds)
-    assert 0.65 < auc_c < 0.97 and 0.65 < auc_w < 0.97, (auc_c, auc_w)
+    # learnable from one hand-made feature each (faint sounds, devices, clicks and squeaks keep
+    # the crackle feature from being perfect) ...
+    assert 0.65 < auc_c < 0.99 and 0.65 < auc_w, (auc_c, auc_w)
+    # ... but the four classes are not: the best pair of thresholds on the two features stays
+    # well below a perfect cycle accuracy
+    best = max(
+        float((((f[:, 0] > tc).astype(int) + 2 * (f[:, 1] > tw).astype(int)) == y).mean())
+        for tc in np.unique(f[:, 0])
+        for tw in np.quantile(f[:, 1], np.linspace(0, 1, 41))
+    )
+    assert 0.5 < best < 0.95, best
