@@ -10,7 +10,7 @@ What is in the audio (amplitudes relative to the peak RMS of inspiration noise, 
 
 - breathing: band-limited noise with an inhale burst (35-45 % of the cycle) and a quieter,
   lower expiration; the trachea sounds louder and higher than the chest wall;
-- crackles: 2-15 transients per cycle, each a damped oscillation of 5-20 ms at 100-2000 Hz
+- crackles: 3-15 transients per cycle, each a damped oscillation of 5-20 ms at 100-2000 Hz
   (fine: short and high, late inspiration; coarse: long and low, early inspiration and
   expiration), peak 2-40, median ~10 (a few lost in the noise or behind a device);
 - wheezes: one or two tones of 100-1000 Hz with harmonics, 0.16-0.9 s, gliding, amplitude
