@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     "long_cycle_share": 0.01,  # cycles of 8.2-11 s
     "test_share": 0.4,  # share of recordings on the official test side
     "unannotated_share": 0.04,  # chance of a faint unlabelled crackle / wheeze in a cycle
+    # share of the Litt3200 patients whose recordings go to the test side (the real list: 55 of
+    # 60); with 0.9 a small set rarely trains on that device at all
+    "litt3200_test_share": 0.9,
 }
 
 # diagnosis: (share of patients, mean P(crackle), mean P(wheeze), share of children,
@@ -207,7 +210,11 @@ def _cycles(
 
 
 def _split(
-    rng: np.random.Generator, patients: list[_Patient], n_recs: dict[str, int], test_share: float
+    rng: np.random.Generator,
+    patients: list[_Patient],
+    n_recs: dict[str, int],
+    test_share: float,
+    litt3200_test_share: float = 0.9,
 ) -> dict[str, str]:
     """Per patient and device: ``"train"``/``"test"`` (bridge patient: by device)."""
     side: dict[str, str] = {}
@@ -218,14 +225,16 @@ def _split(
     for i in order:
         p = patients[i]
         devices = {d.split("*")[0] for d in p.devices}
-        if len(devices) > 1:  # the bridge patient: Meditron train, Litt3200 test
+        if len(devices) > 1:  # the bridge patient: Meditron train, Litt3200 test (or, with
+            # the chance 1 - litt3200_test_share, the other way round)
+            lit = "test" if rng.random() < litt3200_test_share else "train"
             for d in devices:
-                side[f"{p.pid}/{d}"] = "test" if d == "Litt3200" else "train"
-            test += sum(d == "Litt3200" for d in p.devices)
+                side[f"{p.pid}/{d}"] = lit if d == "Litt3200" else {"test": "train", "train": "test"}[lit]
+            test += sum((d == "Litt3200") == (lit == "test") for d in p.devices)
             continue
         (d,) = devices
         if d == "Litt3200":  # the real split: 55 of 60 Litt3200 recordings in test
-            side[f"{p.pid}/{d}"] = "test" if rng.random() < 0.9 else "train"
+            side[f"{p.pid}/{d}"] = "test" if rng.random() < litt3200_test_share else "train"
         elif d == "LittC2SE":  # the real split: all LittC2SE in train
             side[f"{p.pid}/{d}"] = "train"
         else:
@@ -309,7 +318,13 @@ def write_synthetic_icbhi(root: str | Path, **cfg: Any) -> dict[str, Any]:
                 (audio_dir / f"{stem}.txt").write_text("\n".join(lines) + "\n")
                 recordings.append(_Recording(stem, p.pid, device, fs, subtype, duration, cycles))
     n_recs = Counter(r.patient for r in recordings)
-    side = _split(np.random.default_rng((seed, 1)), patients, n_recs, float(c["test_share"]))
+    side = _split(
+        np.random.default_rng((seed, 1)),
+        patients,
+        n_recs,
+        float(c["test_share"]),
+        float(c["litt3200_test_share"]),
+    )
     split = {r.stem: side[f"{r.patient}/{r.device}"] for r in recordings}
     _write_metadata(meta_dir, np.random.default_rng((seed, 2)), patients, split)
     return _manifest(patients, recordings, split)
