@@ -3,12 +3,12 @@
 One table across tasks (headline metric per task, mean ± std over folds and seeds), then one table
 per task with all its headline metrics, each model/protocol row followed by the paper's row for
 comparison and by the published numbers of other methods on the same protocol (``other_methods`` in
-the task's ``reference.yaml``). Written as Markdown and HTML, plus one bar chart per task.
+the task's ``reference.yaml``). Written as Markdown, as one bar chart per task, and as a
+self-contained HTML page with those charts inline (:mod:`sleepbench.leaderboard_page`).
 """
 
 from __future__ import annotations
 
-import html
 import logging
 import math
 from collections import defaultdict
@@ -125,8 +125,44 @@ def _other_method_rows(task: str, protocols: set[str], cols: Sequence[str]) -> l
     return lines
 
 
-def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
-    """Tables as ``(title, header, rows)``: the cross-task overview, then one table per task."""
+@dataclass(frozen=True)
+class Line:
+    """One line of a leaderboard table.
+
+    Args:
+        cells: the rendered cells, as wide as the table's header.
+        kind: ``"ours"`` (a group of our runs), ``"paper"`` (the paper's numbers for the group
+            above it) or ``"other"`` (another method's published numbers).
+        synthetic: the runs ran on generated data.
+        runs: the result rows the line summarises (none for a published number).
+    """
+
+    cells: list[str]
+    kind: str
+    synthetic: bool = False
+    runs: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Table:
+    """A leaderboard table: ``title`` (``"All tasks"`` or a task name), ``header``, ``lines``."""
+
+    title: str
+    header: list[str]
+    lines: list[Line]
+
+    def as_tuple(self) -> tuple[str, list[str], list[list[str]]]:
+        """``(title, header, rows of cells)``, the plain form :func:`to_markdown` renders."""
+        return self.title, self.header, [line.cells for line in self.lines]
+
+
+def build_board(rows: Iterable[dict[str, Any]]) -> list[Table]:
+    """The leaderboard's tables from result rows: the cross-task overview, then one per task.
+
+    In a task's table each group of our runs is followed by the paper's line for it (when the
+    rows carry the paper's numbers), and the task's other methods published on a protocol we ran
+    come last.
+    """
     groups = _group_rows(rows)
     overview_header = [
         "task",
@@ -138,39 +174,46 @@ def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], l
         "ours",
         "paper",
     ]
-    overview: list[list[str]] = []
-    per_task: dict[str, list[list[str]]] = defaultdict(list)
+    overview: list[Line] = []
+    per_task: dict[str, list[Line]] = defaultdict(list)
     for (task, model, protocol, synthetic, tags), members in sorted(groups.items()):
         cols = _metric_columns(task)
         primary = cols[0] if cols else ""
         ref = members[-1].get("reference") or {}
         ref_metrics = ref.get("metrics", {})
         data = "SYNTHETIC" if synthetic else "real"
+        runs = tuple(members)
         ours = _fmt([m["metrics"].get(f"test/{primary}") for m in members])
         paper = _fmt([ref_metrics.get(primary)])
         if paper != "–" and ref.get("protocol") != protocol:
             paper += f" ({ref.get('protocol')} protocol)"  # not like for like: say so
-        overview.append([task, model, protocol, data, str(len(members)), primary, ours, paper])
-        line = [model, protocol, tags or "–", data, str(len(members))]
-        line += [_fmt([m["metrics"].get(f"test/{c}") for m in members]) for c in cols]
-        per_task[task].append(line)
+        cells = [task, model, protocol, data, str(len(members)), primary, ours, paper]
+        overview.append(Line(cells, "ours", synthetic, runs))
+        cells = [model, protocol, tags or "–", data, str(len(members))]
+        cells += [_fmt([m["metrics"].get(f"test/{c}") for m in members]) for c in cols]
+        per_task[task].append(Line(cells, "ours", synthetic, runs))
         if ref_metrics:
             src = f"paper ({ref.get('source', '?')})"
             note = ref.get("note", "")
-            per_task[task].append(
-                [src, ref.get("protocol", "?"), note or "–", "real", "–"]
-                + [_fmt([ref_metrics.get(c)]) for c in cols]
-            )
+            cells = [src, ref.get("protocol", "?"), note or "–", "real", "–"]
+            per_task[task].append(Line(cells + [_fmt([ref_metrics.get(c)]) for c in cols], "paper"))
     protocols_of: dict[str, set[str]] = defaultdict(set)
     for task, _, protocol, _, _ in groups:
         protocols_of[task].add(protocol)
     for task, protocols in protocols_of.items():
-        per_task[task] += _other_method_rows(task, protocols, _metric_columns(task))
-    tables = [("All tasks", overview_header, overview)]
+        other = _other_method_rows(task, protocols, _metric_columns(task))
+        per_task[task] += [Line(cells, "other") for cells in other]
+    tables = [Table("All tasks", overview_header, overview)]
     for task in sorted(per_task):
         cols = list(_metric_columns(task))
-        tables.append((task, ["model", "protocol", "tags", "data", "runs", *cols], per_task[task]))
+        header = ["model", "protocol", "tags", "data", "runs", *cols]
+        tables.append(Table(task, header, per_task[task]))
     return tables
+
+
+def build_tables(rows: Iterable[dict[str, Any]]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Tables as ``(title, header, rows)``: :func:`build_board` without the lines' metadata."""
+    return [table.as_tuple() for table in build_board(rows)]
 
 
 def to_markdown(tables: list[tuple[str, list[str], list[list[str]]]]) -> str:
@@ -185,24 +228,6 @@ def to_markdown(tables: list[tuple[str, list[str], list[list[str]]]]) -> str:
         out += ["", f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         out += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(out) + "\n"
-
-
-def to_html(tables: list[tuple[str, list[str], list[list[str]]]]) -> str:
-    """Render tables as a standalone HTML page."""
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>sleepbench leaderboard</title>",
-        "<style>body{font-family:sans-serif}td,th{padding:2px 8px;border-bottom:1px solid #ccc}</style>",
-        "</head><body><h1>sleepbench leaderboard</h1>",
-    ]
-    for title, header, rows in tables:
-        parts.append(f"<h2>{html.escape(title)}</h2><table><tr>")
-        parts += [f"<th>{html.escape(h)}</th>" for h in header]
-        parts.append("</tr>")
-        for r in rows:
-            parts.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
 
 
 @dataclass(frozen=True)
@@ -295,16 +320,22 @@ def plot_task(task: str, rows: Iterable[dict[str, Any]], path: Path) -> Path | N
 
 
 def write_leaderboard(results: Path, out_md: Path) -> Path:
-    """Write ``out_md`` (+ ``.html`` and one PNG per task beside it) from the results store.
+    """Write ``out_md`` from the results store, with beside it one PNG chart per task and the
+    ``.html`` page (:func:`sleepbench.leaderboard_page.write_page`) that inlines those charts.
 
     Returns:
         The Markdown path.
     """
+    from sleepbench.leaderboard_page import write_page
+
     rows = list(ResultsStore(results))
-    tables = build_tables(rows)
+    board = build_board(rows)
     out_md.parent.mkdir(parents=True, exist_ok=True)
-    out_md.write_text(to_markdown(tables))
-    out_md.with_suffix(".html").write_text(to_html(tables))
-    for task in {r["task"] for r in rows}:
-        plot_task(task, rows, out_md.with_name(f"{out_md.stem}-{task}.png"))
+    out_md.write_text(to_markdown([table.as_tuple() for table in board]))
+    charts: dict[str, Path] = {}
+    for task in sorted({str(r["task"]) for r in rows if isinstance(r.get("task"), str)}):
+        chart = plot_task(task, rows, out_md.with_name(f"{out_md.stem}-{task}.png"))
+        if chart is not None:
+            charts[task] = chart
+    write_page(board, charts, out_md.with_suffix(".html"))
     return out_md

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from sleepbench.leaderboard import build_tables, to_html, to_markdown, write_leaderboard
+from sleepbench.leaderboard import build_board, build_tables, to_markdown, write_leaderboard
+from sleepbench.leaderboard_page import page_html
 from sleepbench.registry import get_task
 from sleepbench.results import ResultsStore, RunResult, run_key
 
@@ -126,7 +127,7 @@ def test_tables_give_mean_and_std_over_folds_and_the_paper_numbers(parity_refere
             assert paper_row[col[metric]] == f"{value:.3f}"
 
 
-def test_markdown_and_html_render_every_cell(parity_reference) -> None:
+def test_markdown_and_html_render_every_cell(parity_reference, tmp_path: Path) -> None:
     tables = build_tables(rows_for_board(parity_reference))
     md = to_markdown(tables)
     assert "## All tasks" in md and f"## {TASK}" in md
@@ -135,8 +136,8 @@ def test_markdown_and_html_render_every_cell(parity_reference) -> None:
     lines = [line for line in md.splitlines() if line.startswith("|")]
     widths = {line.count("|") for line in lines if "---" not in line}
     assert len(widths) == 2  # two tables, each with rows as wide as its header
-    html = to_html(tables)
-    assert html.count("<table>") == 2 and "0.850 ± " in html
+    html = page_html(build_board(rows_for_board(parity_reference)), {}, tmp_path)
+    assert html.count("<table>") == 2 and f"0.850 ± {std:.3f}" in html
 
 
 def test_write_leaderboard_from_the_store(tmp_path: Path, parity_reference) -> None:
@@ -148,9 +149,10 @@ def test_write_leaderboard_from_the_store(tmp_path: Path, parity_reference) -> N
     assert "0.850 ± " in text
     assert f"{parity_reference['metrics']['f1']:.3f}" in text
     assert "SYNTHETIC" in text
-    assert md.with_suffix(".html").exists()
     png = md.with_name(f"leaderboard-{TASK}.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = md.with_suffix(".html").read_text()
+    assert page.count('<img data-chart src="data:image/png;base64,') == 1  # the chart, inline
 
 
 def test_missing_metric_values_show_a_dash() -> None:
