@@ -1,4 +1,4 @@
-"""Command line: ``sleepbench list | prepare | bench | leaderboard | synth | download``.
+"""Command line: ``sleepbench list | prepare | bench | leaderboard | synth | download | export``.
 
 Everything after the named options is an omegaconf dotlist applied to the task config, e.g.
 ``sleepbench bench --task apnea_ecg data.root=/data/apnea-ecg trainer.max_epochs=25``.
@@ -84,6 +84,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from sleepbench.config import load_config
     from sleepbench.leaderboard import write_leaderboard
     from sleepbench.train import run
+    from sleepbench.wandb_log import log_leaderboard
 
     rows = []
     tables = []
@@ -101,6 +102,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     cfg = load_config(_tasks(args)[0], args.overrides)
     results = Path(cfg.output.results)
     board = write_leaderboard(results, Path(cfg.output.leaderboard))
+    log_leaderboard(cfg)  # a W&B table of its own when logger.wandb=true; nothing otherwise
     for row in rows:
         synthetic = " [SYNTHETIC DATA]" if row.get("data", {}).get("synthetic") else ""
         m = row["metrics"]
@@ -161,6 +163,33 @@ def cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a trained run's network (ONNX, dynamic batch axis), checked against torch."""
+    from sleepbench.deploy.export import export_onnx
+
+    get_task(args.task)  # an unknown task is refused before the heavy imports
+    info = export_onnx(args.task, args.ckpt, args.out)
+    print(
+        f"{args.task}: wrote {info['path']} (ONNX opset {info['opset']}, "
+        f"{info['size_bytes'] / 1e6:.1f} MB)"
+    )
+    for kind in ("inputs", "outputs"):
+        for v in info[kind]:
+            shape = ", ".join(str(d) for d in v["shape"])
+            print(f"  {kind[:-1]:<6} {v['name']} [{shape}] {v['dtype']}: {v['doc']}")
+    verdict = "agrees" if info["max_abs_diff"] <= info["tolerance"] else "DIFFERS"
+    print(
+        f"  onnxruntime {verdict} with torch: max abs difference {info['max_abs_diff']:.2g} "
+        f"(tolerance {info['tolerance']:g})"
+    )
+    synthetic = " [trained on SYNTHETIC DATA]" if info["synthetic"] else ""
+    print(
+        f"  checkpoint {info['checkpoint']} sha256 {info['checkpoint_sha256'][:16]}..., "
+        f"config hash {info['config_hash']}{synthetic}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="sleepbench", description=__doc__.splitlines()[0])
@@ -195,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="download over HTTP where the dataset allows it (ESC-50)",
     )
     dl.set_defaults(fn=cmd_download)
+    ex = sub.add_parser("export", help="export a trained network (ONNX, dynamic batch axis)")
+    ex.add_argument("--task", required=True, help="task name")
+    ex.add_argument(
+        "--ckpt",
+        required=True,
+        help="checkpoint file, or a folder under which the newest best.ckpt is taken",
+    )
+    ex.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
+    ex.add_argument("--out", required=True, help="file to write (model.onnx)")
+    ex.set_defaults(fn=cmd_export)
     return p
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from omegaconf import DictConfig
 
     from sleepbench.data.datamodule import CachedDataModule
+    from sleepbench.deploy.spec import ExportSpec
     from sleepbench.module import BenchModule
 
 # name -> package. Registering a task is one line here.
@@ -89,6 +90,10 @@ class Task:
         extra_runs: optional ``(cfg, datamodule, result, run_dir) -> list[result rows]`` for peer baselines
             evaluated on the same test data (e.g. YASA for sleep staging).
         download: optional ``(dest or None, offline_from or None) -> report`` fetching the dataset.
+        export: ``(cfg) -> ExportSpec``: the network as ``build_module`` puts it in ``module.net``
+            (without pre-trained initialisation) and the shape of one input item, for
+            ``sleepbench export`` / ``predict`` / ``serve`` (required: the registry test checks
+            it; conventionally ``sleepbench.tasks.<name>.export:export_spec``).
         package: the task's package (set by :func:`get_task`).
     """
 
@@ -98,6 +103,7 @@ class Task:
     write_synthetic_ref: Any
     extra_runs_ref: Any = None
     download_ref: Any = None
+    export_ref: Any = None
     package: str = ""
 
     @property
@@ -124,6 +130,11 @@ class Task:
     def download(self) -> Callable[[Path | None, Path | None], Any] | None:
         """Dataset downloader, if any."""
         return resolve(self.download_ref)
+
+    @property
+    def export_spec(self) -> Callable[[DictConfig], ExportSpec] | None:
+        """Network and input of deployment (see :class:`~sleepbench.deploy.spec.ExportSpec`)."""
+        return resolve(self.export_ref)
 
     @property
     def folder(self) -> Path:

@@ -33,6 +33,7 @@ from sleepbench.config import (
 from sleepbench.progress import EpochSummary, heartbeat, progress_bar_wanted
 from sleepbench.registry import Task, get_task
 from sleepbench.results import ResultsStore, RunResult, run_key
+from sleepbench.wandb_log import log_run, make_loggers
 
 log = logging.getLogger("sleepbench")
 
@@ -156,24 +157,12 @@ def build_trainer(
     """
     import lightning.pytorch as pl
     from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+    from lightning.pytorch.loggers import CSVLogger
 
-    loggers: list[Any] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
-    if cfg.logger.wandb:
-        offline = not os.environ.get(
-            "WANDB_API_KEY"
-        )  # the key only ever comes from the environment
-        loggers.append(
-            WandbLogger(
-                project=cfg.logger.project,
-                entity=cfg.logger.entity,
-                group=cfg.logger.group or f"{cfg.task}-{cfg.protocol}",
-                name=run_dir.name,
-                save_dir=str(run_dir),
-                offline=offline,
-                config=to_plain(cfg),
-            )
-        )
+    loggers: list[Any] = [
+        CSVLogger(save_dir=str(run_dir), name="csv", version=""),
+        *make_loggers(cfg, run_dir),
+    ]
     ckpt = ModelCheckpoint(
         dirpath=str(run_dir / "checkpoints"),
         monitor=monitor,
@@ -325,6 +314,7 @@ def run(
     for row in rows:
         store.append(row)
     (run_dir / "result.json").write_text(json.dumps(rows, indent=1, default=str))
+    log_run(trainer, rows, run_dir)  # W&B summary, figures, tables; nothing without logger.wandb
     log.info("result row(s) appended to %s; run folder %s", store.path, run_dir)
     return rows
 

@@ -23,6 +23,7 @@ def test_task_is_complete(name: str) -> None:
     assert spec.primary_metric in (spec.headline_metrics or (spec.primary_metric,))
     assert issubclass(task.datamodule, CachedDataModule)
     assert callable(task.build_module) and callable(task.write_synthetic)
+    assert callable(task.export_spec), "a task needs an export spec (Task.export_ref)"
 
     cfg = load_config(name)
     assert cfg.task == name

@@ -49,7 +49,9 @@ def run_htsat_peer(
         return []
     if cfg.get("ablation_variant") or str(cfg.model.get("branches", "both")) != "both":
         return []
-    peer_cfg = OmegaConf.merge(cfg, {"model": {"branches": "time"}})
+    # no W&B logger of its own: it would reuse the model's W&B run and mix the two models'
+    # curves; the peer's row reaches that run's summary under its name (sleepbench.wandb_log)
+    peer_cfg = OmegaConf.merge(cfg, {"model": {"branches": "time"}, "logger": {"wandb": False}})
     task = get_task(str(result.task))
     module = task.build_module(peer_cfg, datamodule)
     out_dir = Path(run_dir) / "htsat_peer"

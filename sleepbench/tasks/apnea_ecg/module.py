@@ -204,13 +204,18 @@ class ApneaECGModule(BenchModule):
         }
 
 
-def build_module(cfg: DictConfig, datamodule: Any) -> ApneaECGModule:
-    """Network from ``cfg.model`` (+ ESI weights when ``model.backbone_checkpoint`` is set)."""
-    net = ApneaECGNet(
+def build_network(cfg: DictConfig) -> ApneaECGNet:
+    """:class:`ApneaECGNet` from ``cfg.model``, randomly initialised."""
+    return ApneaECGNet(
         size=str(cfg.model.size),
         drop_path_rate=float(cfg.model.drop_path_rate),
         head_input=str(cfg.model.head_input),
     )
+
+
+def build_module(cfg: DictConfig, datamodule: Any) -> ApneaECGModule:
+    """Network from ``cfg.model`` (+ ESI weights when ``model.backbone_checkpoint`` is set)."""
+    net = build_network(cfg)
     pretrained = "random-init"
     if cfg.model.get("backbone_checkpoint"):
         report = load_esi_checkpoint(net, cfg.model.backbone_checkpoint)

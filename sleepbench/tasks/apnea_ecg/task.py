@@ -58,4 +58,5 @@ TASK = Task(
     build_module_ref="sleepbench.tasks.apnea_ecg.module:build_module",
     write_synthetic_ref=write_synthetic,
     download_ref=download,
+    export_ref="sleepbench.tasks.apnea_ecg.export:export_spec",
 )

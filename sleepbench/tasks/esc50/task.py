@@ -43,4 +43,5 @@ TASK = Task(
     write_synthetic_ref=write_synthetic,
     extra_runs_ref="sleepbench.methods.lsrm.peer:run_htsat_peer",
     download_ref=download,
+    export_ref="sleepbench.tasks.esc50.export:export_spec",
 )

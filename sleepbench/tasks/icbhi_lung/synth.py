@@ -229,7 +229,9 @@ def _split(
             # the chance 1 - litt3200_test_share, the other way round)
             lit = "test" if rng.random() < litt3200_test_share else "train"
             for d in devices:
-                side[f"{p.pid}/{d}"] = lit if d == "Litt3200" else {"test": "train", "train": "test"}[lit]
+                side[f"{p.pid}/{d}"] = (
+                    lit if d == "Litt3200" else {"test": "train", "train": "test"}[lit]
+                )
             test += sum((d == "Litt3200") == (lit == "test") for d in p.devices)
             continue
         (d,) = devices

@@ -52,4 +52,5 @@ TASK = Task(
     write_synthetic_ref=write_synthetic,
     extra_runs_ref="sleepbench.methods.lsrm.peer:run_htsat_peer",
     download_ref=download,
+    export_ref="sleepbench.tasks.icbhi_lung.export:export_spec",
 )

@@ -246,6 +246,11 @@ def night_artifacts(
     return out
 
 
+def build_network(cfg: DictConfig) -> DualStreamCRNN:
+    """The CRNN at ``cfg.model.size`` (``paper`` | ``small``)."""
+    return DualStreamCRNN(n_outputs=N_CLASSES, size=str(cfg.model.size))
+
+
 def build_module(cfg: DictConfig, datamodule: Any = None) -> PsgAudioOsaModule:
-    """The CRNN at ``cfg.model.size`` (``paper`` | ``small``) in its module."""
-    return PsgAudioOsaModule(DualStreamCRNN(n_outputs=N_CLASSES, size=str(cfg.model.size)), cfg)
+    """:func:`build_network` in its module."""
+    return PsgAudioOsaModule(build_network(cfg), cfg)

@@ -53,4 +53,5 @@ TASK = Task(
     write_synthetic_ref=write_synthetic,
     extra_runs_ref="sleepbench.tasks.psg_audio_osa.baseline:run_acoustic_baseline",
     download_ref=download,
+    export_ref="sleepbench.tasks.psg_audio_osa.export:export_spec",
 )

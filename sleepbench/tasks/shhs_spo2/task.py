@@ -74,4 +74,5 @@ TASK = Task(
     build_module_ref="sleepbench.tasks.shhs_spo2.module:build_module",
     write_synthetic_ref=write_synthetic,
     download_ref=download,
+    export_ref="sleepbench.tasks.shhs_spo2.export:export_spec",
 )

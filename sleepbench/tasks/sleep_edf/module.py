@@ -345,11 +345,12 @@ def night_artifacts(
     return out
 
 
-def build_module(cfg: DictConfig, datamodule: Any) -> SleepStagingModule:
-    """TinyUStaging from ``cfg.model`` (two input channels: one EEG + EOG)."""
+def build_network(cfg: DictConfig) -> TinyUStaging:
+    """TinyUStaging from ``cfg.model`` (two input channels: one EEG + EOG), ``data.seq_epochs``
+    epochs at ``preprocess.fs_hz``."""
     m = cfg.model
     pools = [int(p) for p in m.pools]
-    net = TinyUStaging(
+    return TinyUStaging(
         n_chans=2,
         n_outputs=N_CLASSES,
         n_epochs=int(cfg.data.seq_epochs),
@@ -367,4 +368,8 @@ def build_module(cfg: DictConfig, datamodule: Any) -> SleepStagingModule:
         csja_reduction=int(m.csja_reduction),
         csja_kernel_size=int(m.csja_kernel_size),
     )
-    return SleepStagingModule(net, cfg)
+
+
+def build_module(cfg: DictConfig, datamodule: Any) -> SleepStagingModule:
+    """The sleep_edf module around :func:`build_network`."""
+    return SleepStagingModule(build_network(cfg), cfg)

@@ -104,4 +104,5 @@ TASK = Task(
     write_synthetic_ref=write_synthetic,
     extra_runs_ref="sleepbench.tasks.sleep_edf.yasa_baseline:run_yasa",
     download_ref=download,
+    export_ref="sleepbench.tasks.sleep_edf.export:export_spec",
 )
