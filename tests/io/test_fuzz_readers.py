@@ -12,16 +12,12 @@ readers were run clean with 1500).
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from sleepbench.errors import RecordingError
@@ -33,111 +29,15 @@ from sleepbench.io.apnea_ecg_labels import (
     read_event2_answers,
     read_qrs,
 )
-from sleepbench.io.audio import read_wav
 from sleepbench.io.bounds import MAX_EPOCH_S, MAX_FS_HZ, MAX_RECORDING_S, MIN_EPOCH_S
 from sleepbench.io.edf import read_edf, read_edf_annotations, read_edf_header
 from sleepbench.io.edf_write import write_edf
-from sleepbench.io.esc50 import N_CLASSES, N_FOLDS, parse_esc50_name, read_esc50_meta
-from sleepbench.io.icbhi import (
-    CLASSES,
-    parse_icbhi_name,
-    read_cycles,
-    read_demographics,
-    read_diagnoses,
-    read_filename_differences,
-    read_official_split,
-    read_patient_folds,
-)
 from sleepbench.io.nsrr_xml import ahi_from_events, read_nsrr_xml
 from sleepbench.io.nsrr_xml_write import write_nsrr_xml
 from sleepbench.io.sleep_edf_labels import AASM_LABELS, read_hypnogram
 from sleepbench.io.wfdb import read_annotation_samples, read_wfdb_record
 from sleepbench.recording import Event, Recording, Signal
-
-EXAMPLES = int(os.environ.get("SLEEPBENCH_FUZZ_EXAMPLES", "150"))
-FUZZ = settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    # tmp_path is shared by the examples of one test; each example gets its own folder in it.
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-_NUMBER = re.compile(rb"[-+]?\d+(?:\.\d+)?")
-# Numbers that have broken readers: zero, negative, absurdly large or small, not a number.
-_EXTREMES = (b"0", b"-1", b"-30", b"1e300", b"1e-12", b"1000000", b"99999999", b"nan", b"x", b"")
-_KINDS = ("flip", "set", "insert", "delete", "truncate", "number")
-
-
-@st.composite
-def _mutated(draw: st.DrawFn, original: bytes, hot: int) -> bytes:
-    """``original`` after 1-4 mutations; half the positions fall in its first ``hot`` bytes."""
-    data = bytearray(original)
-    for _ in range(draw(st.integers(1, 4))):
-        n = len(data)
-        kind = draw(st.sampled_from(_KINDS)) if n else "insert"
-        pos = draw(
-            st.one_of(st.integers(0, max(0, min(n, hot) - 1)), st.integers(0, max(0, n - 1)))
-        )
-        if kind == "flip":
-            data[pos] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "set":
-            data[pos] = draw(st.integers(0, 255))
-        elif kind == "insert":
-            data[pos:pos] = draw(st.binary(min_size=1, max_size=8))
-        elif kind == "delete":
-            del data[pos : pos + draw(st.integers(1, 16))]
-        elif kind == "truncate":
-            del data[pos:]
-        else:
-            numbers = list(_NUMBER.finditer(data))
-            if not numbers:
-                continue
-            match = numbers[draw(st.integers(0, len(numbers) - 1))]
-            new = draw(st.sampled_from(_EXTREMES))
-            if draw(st.booleans()):  # keep the width: fixed-width fields (EDF) stay aligned
-                new = new[: len(match[0])].ljust(len(match[0]))
-            data[match.start() : match.end()] = new
-    return bytes(data)
-
-
-def _fuzz_once(
-    data: st.DataObject,
-    tmp_path: Path,
-    files: Mapping[str, bytes | Path],
-    target: str,
-    call: Callable[[Path], object],
-    hot: int = 512,
-) -> None:
-    """Mutate ``files[target]``, lay out all ``files`` in a fresh folder and run ``call`` on it.
-
-    ``files`` maps a file name to its bytes, or to a real file that is linked (never copied into
-    the repository, never written to). ``call`` returns normally for a file it accepts (after
-    checking the result) or raises; only :class:`RecordingError` may escape.
-    """
-    original = files[target]
-    content = original.read_bytes() if isinstance(original, Path) else original
-    mutated = data.draw(_mutated(content, hot), label=f"mutated {target}")
-    folder = _lay_out(tmp_path, {**files, target: mutated})
-    try:
-        call(folder)
-    except RecordingError as err:
-        assert err.reason and err.path, "a RecordingError names the file and the problem"
-    finally:
-        shutil.rmtree(folder)
-
-
-def _lay_out(tmp_path: Path, files: Mapping[str, bytes | Path]) -> Path:
-    """A fresh folder holding ``files``: bytes are written, real files linked (read-only)."""
-    folder = Path(tempfile.mkdtemp(dir=tmp_path))
-    for name, source in files.items():
-        if isinstance(source, Path):
-            (folder / name).symlink_to(source)
-        else:
-            (folder / name).write_bytes(source)
-    return folder
-
+from tests.io.fuzz import FUZZ, fuzz_once, lay_out
 
 # --------------------------------------------------------------------------------------------
 # what a valid result looks like
@@ -189,7 +89,7 @@ def _hypnogram_call(folder: Path) -> None:
 @given(data=st.data())
 def test_fuzz_edf_hypnogram(samples_dir: Path, tmp_path: Path, data: st.DataObject) -> None:
     hyp = samples_dir / "sleep_edf" / "SC4001EC-Hypnogram.edf"
-    _fuzz_once(data, tmp_path, {hyp.name: hyp}, hyp.name, _hypnogram_call)
+    fuzz_once(data, tmp_path, {hyp.name: hyp}, hyp.name, _hypnogram_call)
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +125,7 @@ def _edf_call(folder: Path) -> None:
 @given(data=st.data())
 def test_fuzz_edf_signals(edf_file: Path, tmp_path: Path, data: st.DataObject) -> None:
     # The header is 256 bytes plus 256 per signal (three channels and the annotation signal).
-    _fuzz_once(data, tmp_path, {"night.edf": edf_file}, "night.edf", _edf_call, hot=5 * 256)
+    fuzz_once(data, tmp_path, {"night.edf": edf_file}, "night.edf", _edf_call, hot=5 * 256)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,7 +147,7 @@ def test_fuzz_wfdb_record(
     samples_dir: Path, tmp_path: Path, record: str, target: str, data: st.DataObject
 ) -> None:
     files = _record_files(samples_dir / "wfdb_sample", record)
-    _fuzz_once(
+    fuzz_once(
         data,
         tmp_path,
         files,
@@ -273,7 +173,7 @@ def _fuzz_annotation(
     data: st.DataObject, tmp_path: Path, folder: Path, record: str, extension: str
 ) -> None:
     files = {f"{record}.{ext}": folder / f"{record}.{ext}" for ext in ("hea", extension)}
-    _fuzz_once(data, tmp_path, files, f"{record}.{extension}", _annotation_call(record, extension))
+    fuzz_once(data, tmp_path, files, f"{record}.{extension}", _annotation_call(record, extension))
 
 
 @pytest.mark.samples
@@ -328,7 +228,7 @@ def test_fuzz_apnea_ecg_record(
     apnea_record: dict[str, Path], tmp_path: Path, target: str, data: st.DataObject
 ) -> None:
     files = {name: path for name, path in apnea_record.items() if name != "a01.qrs"}
-    _fuzz_once(data, tmp_path, files, target, _apnea_record_call)
+    fuzz_once(data, tmp_path, files, target, _apnea_record_call)
 
 
 _TEXT_READERS: dict[str, Callable[[Path], Mapping[str, object]]] = {
@@ -349,7 +249,7 @@ def test_fuzz_apnea_ecg_text_files(
         assert _TEXT_READERS[name](folder / name)
 
     path = samples_dir / "apnea_ecg" / name
-    _fuzz_once(data, tmp_path, {name: path}, name, call, hot=path.stat().st_size)
+    fuzz_once(data, tmp_path, {name: path}, name, call, hot=path.stat().st_size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,118 +301,7 @@ def _nsrr_call(folder: Path) -> None:
 @given(data=st.data())
 def test_fuzz_nsrr_xml(nsrr_file: Path, tmp_path: Path, schema: str, data: st.DataObject) -> None:
     content = nsrr_file.read_bytes() if schema == "nsrr" else _PROFUSION
-    _fuzz_once(data, tmp_path, {"night.xml": content}, "night.xml", _nsrr_call, hot=len(content))
-
-
-# --------------------------------------------------------------------------------------------
-# ICBHI and ESC-50: cycle annotations, the official split and patient metadata, the ESC-50
-# table, and audio files (a 4-kHz ICBHI recording and a 44.1-kHz ESC-50 clip, 44-byte headers)
-
-
-def _cycles_call(folder: Path) -> None:
-    for cycle in read_cycles(folder / "cycles.txt"):
-        assert 0 <= cycle.start_s < cycle.end_s <= MAX_RECORDING_S
-        assert 0 <= cycle.label < len(CLASSES)
-
-
-def _split_call(known: list[str]) -> Callable[[Path], None]:
-    def call(folder: Path) -> None:
-        split = read_official_split(folder / "official_split.txt", known)
-        assert split and set(split.values()) <= {"train", "test"}
-        for stem in split:
-            parse_icbhi_name(stem)
-
-    return call
-
-
-def _esc50_call(folder: Path) -> None:
-    clips = read_esc50_meta(folder / "esc50.csv")
-    assert clips and len({c.filename for c in clips}) == len(clips)
-    for clip in clips:
-        assert 1 <= clip.fold <= N_FOLDS and 0 <= clip.target < N_CLASSES
-        assert parse_esc50_name(clip.filename) == (clip.fold, clip.src_file, clip.take, clip.target)
-
-
-def _wav_call(folder: Path) -> None:
-    samples, info = read_wav(folder / "audio.wav")
-    assert 0 < info.fs_hz <= MAX_FS_HZ and info.duration_s <= MAX_RECORDING_S
-    assert samples.dtype == np.float32 and samples.shape == (info.n_samples,)
-    assert samples.size > 0 and np.isfinite(samples).all()
-
-
-def _icbhi_sources(samples_dir: Path) -> dict[str, Path]:
-    icbhi = samples_dir / "icbhi"
-    return {
-        "cycles.txt": icbhi / "annotations_all_920" / "101_1b1_Al_sc_Meditron.txt",
-        "official_split.txt": icbhi / "metadata" / "official_split.txt",
-        "esc50.csv": samples_dir / "esc50" / "meta" / "esc50.csv",
-        "icbhi.wav": icbhi / "audio_and_txt_files" / "104_1b1_Lr_sc_Litt3200.wav",
-        "esc50.wav": samples_dir / "esc50" / "audio" / "4-102844-A-49.wav",
-    }
-
-
-def _known_stems(samples_dir: Path) -> list[str]:
-    return sorted(p.stem for p in (samples_dir / "icbhi" / "annotations_all_920").glob("*.txt"))
-
-
-@pytest.mark.samples
-@pytest.mark.parametrize("name", ["cycles.txt", "official_split.txt", "esc50.csv"])
-@FUZZ
-@given(data=st.data())
-def test_fuzz_icbhi_esc50_tables(
-    samples_dir: Path, tmp_path: Path, name: str, data: st.DataObject
-) -> None:
-    source = _icbhi_sources(samples_dir)[name]
-    call = {
-        "cycles.txt": _cycles_call,
-        "official_split.txt": _split_call(_known_stems(samples_dir)),
-        "esc50.csv": _esc50_call,
-    }[name]
-    _fuzz_once(data, tmp_path, {name: source}, name, call, hot=source.stat().st_size)
-
-
-@pytest.mark.samples
-@pytest.mark.parametrize("source", ["icbhi.wav", "esc50.wav"])
-@FUZZ
-@given(data=st.data())
-def test_fuzz_wav(samples_dir: Path, tmp_path: Path, source: str, data: st.DataObject) -> None:
-    wav = _icbhi_sources(samples_dir)[source]
-    _fuzz_once(data, tmp_path, {"audio.wav": wav}, "audio.wav", _wav_call, hot=64)
-
-
-_ICBHI_METADATA: dict[str, Callable[[Path], object]] = {
-    "patient_list_foldwise.txt": read_patient_folds,
-    "patient_diagnosis.csv": read_diagnoses,
-    "demographic_info.txt": read_demographics,
-    "filename_differences.txt": read_filename_differences,
-}
-
-
-@pytest.mark.samples
-@pytest.mark.parametrize("name", sorted(_ICBHI_METADATA))
-@FUZZ
-@given(data=st.data())
-def test_fuzz_icbhi_metadata(
-    samples_dir: Path, tmp_path: Path, name: str, data: st.DataObject
-) -> None:
-    def call(folder: Path) -> None:
-        assert _ICBHI_METADATA[name](folder / name)
-
-    path = samples_dir / "icbhi" / "metadata" / name
-    _fuzz_once(data, tmp_path, {name: path}, name, call, hot=path.stat().st_size)
-
-
-@pytest.mark.samples
-def test_unmutated_icbhi_esc50_sources_are_read(samples_dir: Path, tmp_path: Path) -> None:
-    sources = _icbhi_sources(samples_dir)
-    _cycles_call(_lay_out(tmp_path, {"cycles.txt": sources["cycles.txt"]}))
-    split = {"official_split.txt": sources["official_split.txt"]}
-    _split_call(_known_stems(samples_dir))(_lay_out(tmp_path, split))
-    _esc50_call(_lay_out(tmp_path, {"esc50.csv": sources["esc50.csv"]}))
-    for wav in ("icbhi.wav", "esc50.wav"):
-        _wav_call(_lay_out(tmp_path, {"audio.wav": sources[wav]}))
-    for name, read in _ICBHI_METADATA.items():
-        assert read(samples_dir / "icbhi" / "metadata" / name)
+    fuzz_once(data, tmp_path, {"night.xml": content}, "night.xml", _nsrr_call, hot=len(content))
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,18 +317,18 @@ def test_unmutated_sources_are_read(
     nsrr_file: Path,
 ) -> None:
     hyp = samples_dir / "sleep_edf" / "SC4001EC-Hypnogram.edf"
-    _hypnogram_call(_lay_out(tmp_path, {hyp.name: hyp}))
-    _edf_call(_lay_out(tmp_path, {"night.edf": edf_file}))
+    _hypnogram_call(lay_out(tmp_path, {hyp.name: hyp}))
+    _edf_call(lay_out(tmp_path, {"night.edf": edf_file}))
     for record in ("03700181", "100"):
         files = _record_files(samples_dir / "wfdb_sample", record)
-        _check_recording(read_wfdb_record(_lay_out(tmp_path, files) / record))
+        _check_recording(read_wfdb_record(lay_out(tmp_path, files) / record))
     for dataset, record, extension in [("wfdb_sample", "100", "atr"), ("apnea_ecg", "a01", "apn")]:
         source = samples_dir / dataset
         files = {f"{record}.{ext}": source / f"{record}.{ext}" for ext in ("hea", extension)}
-        _annotation_call(record, extension)(_lay_out(tmp_path, files))
-    _annotation_call("a01", "qrs")(_lay_out(tmp_path, apnea_record))
-    _apnea_record_call(_lay_out(tmp_path, apnea_record))
+        _annotation_call(record, extension)(lay_out(tmp_path, files))
+    _annotation_call("a01", "qrs")(lay_out(tmp_path, apnea_record))
+    _apnea_record_call(lay_out(tmp_path, apnea_record))
     for name, read in _TEXT_READERS.items():
         assert read(samples_dir / "apnea_ecg" / name)
     for content in (nsrr_file.read_bytes(), _PROFUSION):
-        _nsrr_call(_lay_out(tmp_path, {"night.xml": content}))
+        _nsrr_call(lay_out(tmp_path, {"night.xml": content}))

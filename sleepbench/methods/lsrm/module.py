@@ -203,8 +203,8 @@ class LSRMModule(BenchModule):
         self.update_extras("val", probs, y, batch)
 
     def on_validation_epoch_end(self) -> None:
-        scores = {**flatten_metric_dict(self.val_metrics.compute()), **self.extra_scores("val")}
-        self.log_dict(self.scalar_scores(scores), prog_bar=False)
+        scores = flatten_metric_dict({**self.val_metrics.compute(), **self.extra_scores("val")})
+        self.log_dict(scores, prog_bar=False)
         self.val_metrics.reset()
 
     def on_test_epoch_start(self) -> None:
@@ -233,11 +233,11 @@ class LSRMModule(BenchModule):
     def on_test_epoch_end(self) -> None:
         computed = self.test_metrics.compute()
         confmat = computed.get("test/confmat")
-        scores = {**flatten_metric_dict(computed), **self.extra_scores("test")}
+        scores = {**computed, **self.extra_scores("test")}
         if self.majority_class is not None:
             scores["test/majority_acc"] = self.test_majority.compute()
             self.test_majority.reset()
-        self.log_dict(self.scalar_scores(scores))
+        self.log_dict(flatten_metric_dict(scores))  # the confusion matrix (2-D) is dropped
         if confmat is not None:
             self.test_artifacts["confusion_matrix"] = {
                 "classes": list(self.class_names),
@@ -245,19 +245,6 @@ class LSRMModule(BenchModule):
                 "counts": confmat.long().cpu().tolist(),
             }
         self.test_metrics.reset()
-
-    @staticmethod
-    def scalar_scores(scores: Mapping[str, Any]) -> dict[str, float]:
-        """Finite-or-NaN scalar entries of ``scores`` as floats (tensors of one value too)."""
-        out = {}
-        for key, value in scores.items():
-            if isinstance(value, torch.Tensor):
-                if value.numel() != 1:
-                    continue
-                value = value.item()
-            if isinstance(value, (int, float)):
-                out[key] = float(value)
-        return out
 
     # ---- optimisation ------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
