@@ -1,4 +1,5 @@
-"""Command line: ``sleepbench list | prepare | bench | leaderboard | synth | download | export``.
+"""Command line: ``sleepbench list | prepare | bench | leaderboard | synth | download | export |
+predict | serve``.
 
 Everything after the named options is an omegaconf dotlist applied to the task config, e.g.
 ``sleepbench bench --task apnea_ecg data.root=/data/apnea-ecg trainer.max_epochs=25``.
@@ -190,6 +191,52 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict one recording: write ``<record>.json`` and the night report ``<record>.html``."""
+    from sleepbench.deploy.model import load_model
+    from sleepbench.deploy.predict import predict_files, write_prediction
+
+    get_task(args.task)
+    model = load_model(args.task, args.ckpt)
+    result = predict_files(model, args.files)
+    paths = write_prediction(result, args.out)
+    shown = {k: v for k, v in result["summary"].items() if not isinstance(v, (dict, list))}
+    numbers = ", ".join(
+        f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()
+    )
+    print(f"{args.task} {result['recording']['record_id']}: {numbers}")
+    if result.get("agreement"):
+        agreement = ", ".join(
+            f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in result["agreement"].items()
+            if not isinstance(v, (dict, list))
+        )
+        print(f"  agreement with the reference: {agreement}")
+    if result["model"]["trained_on_synthetic_data"]:
+        print("  [model trained on SYNTHETIC DATA]")
+    print(f"  wrote {paths['json']} and {paths['html']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the given models over HTTP (FastAPI + uvicorn) until interrupted."""
+    from sleepbench.deploy.serve import serve
+
+    if len(args.task) != len(args.ckpt):
+        raise UserError(
+            f"give one --ckpt per --task (got {len(args.task)} tasks, {len(args.ckpt)} ckpts)"
+        )
+    for name in args.task:
+        get_task(name)
+    serve(
+        dict(zip(args.task, args.ckpt, strict=True)),
+        host=args.host,
+        port=args.port,
+        max_upload_mb=args.max_upload_mb,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     p = argparse.ArgumentParser(prog="sleepbench", description=__doc__.splitlines()[0])
@@ -234,6 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
     ex.add_argument("--out", required=True, help="file to write (model.onnx)")
     ex.set_defaults(fn=cmd_export)
+    model_help = (
+        "checkpoint file, a run folder (the newest best.ckpt under it), or an .onnx file "
+        "from `sleepbench export`"
+    )
+    pr = sub.add_parser("predict", help="one recording -> JSON result + HTML night report")
+    pr.add_argument("--task", required=True, help="task name")
+    pr.add_argument("--ckpt", required=True, help=model_help)
+    pr.add_argument("--out", default="predictions", help="output folder (default predictions/)")
+    pr.add_argument("files", nargs="+", help="the recording's files (with reference, if any)")
+    pr.set_defaults(fn=cmd_predict)
+    sv = sub.add_parser("serve", help="REST service: GET /health, POST /predict/{task}")
+    sv.add_argument("--task", action="append", required=True, help="task name (repeatable)")
+    sv.add_argument("--ckpt", action="append", required=True, help=model_help + "; one per --task")
+    sv.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=512.0,
+        help="largest upload accepted per request, MB (larger: 413; default 512)",
+    )
+    sv.set_defaults(fn=cmd_serve)
     return p
 
 

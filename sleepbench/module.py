@@ -17,6 +17,9 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig
 from torch import nn
 
+#: checkpoint key holding the datamodule's :meth:`~sleepbench.data.datamodule.CachedDataModule.deploy_state`
+INPUT_STATE_KEY = "sleepbench_input_state"
+
 
 class BenchModule(pl.LightningModule):
     """Base module.
@@ -92,6 +95,15 @@ class BenchModule(pl.LightningModule):
         """Milliseconds of forward pass per hour of signal over the last test loop (this rank)."""
         hours = self._infer_windows * self.window_s / 3600.0
         return 1000.0 * self._infer_s / hours if hours > 0 else float("nan")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the datamodule's deploy state (normalisation statistics...) with the weights,
+        so a checkpoint alone scales new input as training did (plain floats: loadable with
+        ``weights_only=True``)."""
+        trainer = self._trainer
+        dm = getattr(trainer, "datamodule", None) if trainer is not None else None
+        if dm is not None and hasattr(dm, "deploy_state"):
+            checkpoint[INPUT_STATE_KEY] = dict(dm.deploy_state())
 
     def n_params(self) -> tuple[int, int]:
         """(total, trainable) parameter counts of the network."""

@@ -94,6 +94,9 @@ class Task:
             (without pre-trained initialisation) and the shape of one input item, for
             ``sleepbench export`` / ``predict`` / ``serve`` (required: the registry test checks
             it; conventionally ``sleepbench.tasks.<name>.export:export_spec``).
+        predict: ``(DeployedModel) -> Predictor``: reads one recording in its real format and
+            interprets the network's output, for ``sleepbench predict`` / ``serve`` (required:
+            conventionally ``sleepbench.tasks.<name>.predict:<Name>Predictor``).
         package: the task's package (set by :func:`get_task`).
     """
 
@@ -104,6 +107,7 @@ class Task:
     extra_runs_ref: Any = None
     download_ref: Any = None
     export_ref: Any = None
+    predict_ref: Any = None
     package: str = ""
 
     @property
@@ -135,6 +139,11 @@ class Task:
     def export_spec(self) -> Callable[[DictConfig], ExportSpec] | None:
         """Network and input of deployment (see :class:`~sleepbench.deploy.spec.ExportSpec`)."""
         return resolve(self.export_ref)
+
+    @property
+    def predictor(self) -> Callable[..., Any] | None:
+        """The predictor class (see :class:`~sleepbench.deploy.predict.Predictor`)."""
+        return resolve(self.predict_ref)
 
     @property
     def folder(self) -> Path:

@@ -84,6 +84,13 @@ class CachedDataModule(pl.LightningDataModule):
         """The preprocessing config that keys the cache (``cfg.preprocess``)."""
         return to_plain(self.cfg.preprocess) if "preprocess" in self.cfg else {}
 
+    def deploy_state(self) -> dict[str, Any]:
+        """Values fitted on the training data that inference needs besides the config (e.g.
+        normalisation statistics), JSON-able; empty by default. Saved into every checkpoint
+        (:data:`~sleepbench.module.INPUT_STATE_KEY`) and every ONNX export, so ``predict`` and
+        ``serve`` scale a new night exactly as the test windows were scaled."""
+        return {}
+
     # ---- shared machinery ----------------------------------------------------------------
     def prepare_data(self) -> None:
         """Build (or find) the cache; called once per node before :meth:`setup`."""

@@ -10,8 +10,9 @@ LightningModule's ``state_dict`` under ``"state_dict"``, the network's tensors p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,7 @@ from sleepbench.config import config_hash, load_config
 from sleepbench.deploy.spec import ExportSpec
 from sleepbench.download import sha256_of
 from sleepbench.errors import UserError
+from sleepbench.module import INPUT_STATE_KEY
 from sleepbench.registry import get_task
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "find_run_config",
     "load_checkpoint",
     "network_state",
+    "read_checkpoint",
     "resolve_checkpoint",
 ]
 
@@ -48,6 +51,8 @@ class LoadedCheckpoint:
         cfg: the run's config (its ``config.yaml`` over the task's current defaults).
         config_hash: :func:`~sleepbench.config.config_hash` of the run's own config.
         spec: the export spec; ``spec.net`` holds the loaded weights and is in eval mode.
+        input_state: the training data's values inference needs (the datamodule's
+            ``deploy_state()``, e.g. normalisation statistics); empty when the task has none.
     """
 
     task: str
@@ -56,6 +61,7 @@ class LoadedCheckpoint:
     cfg: DictConfig
     config_hash: str
     spec: ExportSpec
+    input_state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def synthetic(self) -> bool:
@@ -96,8 +102,9 @@ def find_run_config(ckpt: Path) -> Path:
     )
 
 
-def network_state(ckpt: Path) -> dict[str, torch.Tensor]:
-    """The network's tensors (``net.`` prefix removed) of a Lightning checkpoint, on the CPU.
+def read_checkpoint(ckpt: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The network's tensors (``net.`` prefix removed, on the CPU) and the saved input state
+    (:data:`~sleepbench.module.INPUT_STATE_KEY`; empty if absent) of a Lightning checkpoint.
 
     Raises:
         UserError: the file is not a checkpoint, or holds no ``net.*`` tensors.
@@ -112,7 +119,15 @@ def network_state(ckpt: Path) -> dict[str, torch.Tensor]:
     net = {k[len(NET_PREFIX) :]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
     if not net:
         raise UserError(f"{ckpt} has no network weights ('{NET_PREFIX}*' entries)")
-    return net
+    input_state = blob.get(INPUT_STATE_KEY) or {}
+    if not isinstance(input_state, dict):
+        raise UserError(f"{ckpt}: '{INPUT_STATE_KEY}' is not a mapping")
+    return net, dict(input_state)
+
+
+def network_state(ckpt: Path) -> dict[str, torch.Tensor]:
+    """The network's tensors of a Lightning checkpoint (see :func:`read_checkpoint`)."""
+    return read_checkpoint(ckpt)[0]
 
 
 def load_checkpoint(task_name: str, ckpt: str | Path) -> LoadedCheckpoint:
@@ -143,8 +158,9 @@ def load_checkpoint(task_name: str, ckpt: str | Path) -> LoadedCheckpoint:
     cfg = OmegaConf.merge(load_config(task_name), saved)
     spec = task.export_spec(cfg)
     misfit = f"{path} does not fit the {task_name} network of its config.yaml"
+    weights, input_state = read_checkpoint(path)
     try:
-        result = spec.net.load_state_dict(network_state(path), strict=False)
+        result = spec.net.load_state_dict(weights, strict=False)
     except RuntimeError as err:  # tensors of the right names but other shapes
         raise UserError(f"{misfit}: {err}") from err
     if result.missing_keys or result.unexpected_keys:
@@ -161,4 +177,5 @@ def load_checkpoint(task_name: str, ckpt: str | Path) -> LoadedCheckpoint:
         cfg=cfg,
         config_hash=config_hash(saved),
         spec=spec,
+        input_state=input_state,
     )

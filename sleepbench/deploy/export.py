@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from sleepbench.config import to_plain
 from sleepbench.deploy.checkpoint import load_checkpoint
 from sleepbench.deploy.spec import ExportSpec
 from sleepbench.errors import UserError
@@ -197,7 +198,8 @@ def export_onnx(task_name: str, ckpt: str | Path, out: str | Path) -> dict[str, 
 
     Returns:
         :func:`write_onnx`'s facts plus ``task``, ``model``, ``checkpoint``,
-        ``checkpoint_sha256``, ``config_hash`` and ``synthetic`` (trained on synthetic data).
+        ``checkpoint_sha256``, ``config_hash``, ``synthetic`` (trained on synthetic data),
+        ``config`` (the run's resolved config) and ``input_state`` (normalisation statistics...).
 
     Raises:
         KeyError: unknown task.
@@ -213,6 +215,9 @@ def export_onnx(task_name: str, ckpt: str | Path, out: str | Path) -> dict[str, 
         "checkpoint_sha256": loaded.sha256,
         "config_hash": loaded.config_hash,
         "synthetic": loaded.synthetic,
+        # what predict/serve need to read a night for this file without the run folder
+        "config": to_plain(loaded.cfg),
+        "input_state": loaded.input_state,
     }
     return write_onnx(loaded.spec, out, metadata)
 

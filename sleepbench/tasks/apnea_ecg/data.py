@@ -261,6 +261,12 @@ class ApneaECGDataModule(CachedDataModule):
         ]
         return robust_mean_std(np.concatenate(samples), k=float(self.cfg.preprocess.iqr_k))
 
+    def deploy_state(self) -> dict[str, Any]:
+        """The training set's robust ECG mean and std (mV), which every window is scaled by."""
+        if not hasattr(self, "_norm"):
+            self._norm = self.normalisation()
+        return {"ecg_mean_mv": float(self._norm[0]), "ecg_std_mv": float(self._norm[1])}
+
     def transform(self, stage: str) -> ECGTransform:
         """Augment + normalise for training, normalise only otherwise."""
         if not hasattr(self, "_norm"):

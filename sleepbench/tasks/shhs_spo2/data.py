@@ -36,6 +36,7 @@ import logging
 import math
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ from sleepbench.errors import RecordingError
 from sleepbench.io.edf import read_edf
 from sleepbench.io.nsrr_xml import ahi_from_events, read_nsrr_xml
 from sleepbench.metrics.severity import SEVERITY_CUTOFFS, ahi_to_severity
+from sleepbench.recording import Signal
 from sleepbench.signal.spo2 import interpolate_artefacts, preprocess_spo2
 
 __all__ = [
@@ -64,6 +66,7 @@ __all__ = [
     "discover_sources",
     "find_dataset_csv",
     "preprocess_record",
+    "read_spo2_night",
     "read_ahi_table",
 ]
 
@@ -242,6 +245,68 @@ def _label(source: SourceRecord, labels: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def read_spo2_night(edf: str | Path, pre: Mapping[str, Any], record_id: str = "") -> SpO2Night:
+    """Read one night's SpO2 from an SHHS EDF and preprocess it as the network takes it.
+
+    Args:
+        edf: the EDF file.
+        pre: the ``preprocess`` config (channel aliases, artefact bounds, rate, length, smoothing).
+        record_id: the night's name, for messages and the returned record.
+
+    Returns:
+        :class:`SpO2Night`: the network input ``x`` float32 ``[n_samples]``, the raw channel
+        (``signal``, %, native rate) and the fraction of samples outside the artefact bounds.
+
+    Raises:
+        RecordingError: EDF unreadable or truncated, SpO2 channel missing/flat, too many
+            artefacts (``preprocess.max_artefact_fraction``).
+    """
+    rec = read_edf(edf, {"spo2": list(pre["spo2_channels"])}, record_id=record_id)
+    sig = rec.signals["spo2"]
+    low, high = float(pre["artefact_low"]), float(pre["artefact_high"])
+    try:
+        _, invalid = interpolate_artefacts(sig.data, low, high)
+    except ValueError as err:
+        raise RecordingError(edf, f"SpO2 channel {sig.name!r}: {err}") from None
+    fraction = float(invalid.mean())
+    if fraction > float(pre["max_artefact_fraction"]):
+        raise RecordingError(
+            edf,
+            f"{100 * fraction:.1f} % of SpO2 samples outside [{low:g}, {high:g}] % "
+            f"(preprocess.max_artefact_fraction {pre['max_artefact_fraction']})",
+        )
+    try:
+        x = preprocess_spo2(
+            sig.data,
+            sig.fs_hz,
+            target_fs_hz=float(pre["target_fs_hz"]),
+            n_samples=int(pre["n_samples"]),
+            artefact_low=low,
+            artefact_high=high,
+            smoothing=str(pre["smoothing"]),
+            smoothing_params=pre.get("smoothing_params") or {},
+            pad_value=float(pre["pad_value"]),
+        )
+    except ValueError as err:
+        raise RecordingError(edf, f"SpO2 preprocessing failed: {err}") from None
+    return SpO2Night(x=x, signal=sig, artefact_fraction=fraction)
+
+
+@dataclass(frozen=True)
+class SpO2Night:
+    """One night's SpO2 as read by :func:`read_spo2_night`.
+
+    Args:
+        x: float32 ``[n_samples]`` network input (1 Hz, smoothed, min-max scaled, padded).
+        signal: the raw SpO2 channel (%, native rate), as the EDF holds it.
+        artefact_fraction: share of samples outside the artefact bounds (0-1).
+    """
+
+    x: np.ndarray
+    signal: Signal
+    artefact_fraction: float
+
+
 def preprocess_record(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
     """Read one night's SpO2 and label it; the cache build's per-record function.
 
@@ -266,44 +331,12 @@ def preprocess_record(source: SourceRecord, cfg: Mapping[str, Any]) -> Processed
             source.meta.get("xml") or source.record_id,
             f"annotation file has no EDF: {source.meta.get('expected_edf')} does not exist",
         )
-    rec = read_edf(
-        edf,
-        {"spo2": list(pre["spo2_channels"])},
-        record_id=source.record_id,
-        subject_id=source.subject_id,
-    )
-    sig = rec.signals["spo2"]
-    low, high = float(pre["artefact_low"]), float(pre["artefact_high"])
-    try:
-        _, invalid = interpolate_artefacts(sig.data, low, high)
-    except ValueError as err:
-        raise RecordingError(edf, f"SpO2 channel {sig.name!r}: {err}") from None
-    fraction = float(invalid.mean())
-    if fraction > float(pre["max_artefact_fraction"]):
-        raise RecordingError(
-            edf,
-            f"{100 * fraction:.1f} % of SpO2 samples outside [{low:g}, {high:g}] % "
-            f"(preprocess.max_artefact_fraction {pre['max_artefact_fraction']})",
-        )
-    smoothing = str(pre["smoothing"])
-    try:
-        x = preprocess_spo2(
-            sig.data,
-            sig.fs_hz,
-            target_fs_hz=float(pre["target_fs_hz"]),
-            n_samples=int(pre["n_samples"]),
-            artefact_low=low,
-            artefact_high=high,
-            smoothing=smoothing,
-            smoothing_params=pre.get("smoothing_params") or {},
-            pad_value=float(pre["pad_value"]),
-        )
-    except ValueError as err:
-        raise RecordingError(edf, f"SpO2 preprocessing failed: {err}") from None
+    night = read_spo2_night(edf, pre, record_id=source.record_id)
+    sig = night.signal
     label = _label(source, labels)
     severity = int(ahi_to_severity(label["ahi"]))
     return ProcessedRecord(
-        arrays={"x": x[None, :], "y": np.array([severity], dtype=np.int8)},
+        arrays={"x": night.x[None, :], "y": np.array([severity], dtype=np.int8)},
         attrs={
             "visit": source.meta["visit"],
             "nsrrid": source.meta["nsrrid"],
@@ -313,7 +346,7 @@ def preprocess_record(source: SourceRecord, cfg: Mapping[str, Any]) -> Processed
             "fs_hz": float(sig.fs_hz),
             "unit": sig.unit,
             "duration_s": float(sig.data.size / sig.fs_hz),
-            "artefact_fraction": fraction,
+            "artefact_fraction": night.artefact_fraction,
         },
     )
 

@@ -75,4 +75,5 @@ TASK = Task(
     write_synthetic_ref=write_synthetic,
     download_ref=download,
     export_ref="sleepbench.tasks.shhs_spo2.export:export_spec",
+    predict_ref="sleepbench.tasks.shhs_spo2.predict:ShhsSpO2Predictor",
 )
