@@ -215,6 +215,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if result["model"]["trained_on_synthetic_data"]:
         print("  [model trained on SYNTHETIC DATA]")
     print(f"  wrote {paths['json']} and {paths['html']}")
+    if args.pdf:
+        from sleepbench.deploy.report import write_pdf
+
+        print(f"  wrote {write_pdf(paths['html'])}")
     return 0
 
 
@@ -289,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--task", required=True, help="task name")
     pr.add_argument("--ckpt", required=True, help=model_help)
     pr.add_argument("--out", default="predictions", help="output folder (default predictions/)")
+    pr.add_argument("--pdf", action="store_true", help="also print the report to PDF (Chromium)")
     pr.add_argument("files", nargs="+", help="the recording's files (with reference, if any)")
     pr.set_defaults(fn=cmd_predict)
     sv = sub.add_parser("serve", help="REST service: GET /health, POST /predict/{task}")

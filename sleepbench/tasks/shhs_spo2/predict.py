@@ -20,6 +20,7 @@ from sleepbench.deploy.predict import InputError, NightPrediction, Predictor, en
 from sleepbench.io.nsrr_xml import ahi_events, ahi_from_events, read_nsrr_xml
 from sleepbench.metrics.severity import SEVERITY_CUTOFFS, SEVERITY_NAMES, ahi_to_severity
 from sleepbench.signal.oximetry import oximetry_summary
+from sleepbench.signal.spo2 import interpolate_artefacts
 from sleepbench.tasks.shhs_spo2.data import AHI_RULES, TASK_VARIANTS, read_spo2_night
 
 __all__ = ["ShhsSpO2Predictor", "pair_files"]
@@ -115,7 +116,11 @@ class ShhsSpO2Predictor(Predictor):
             }
         )
         reference, agreement, events = self._reference(xml, classes, cutoff_class, label)
-        timeline = [envelope(sig.data, sig.fs_hz, f"SpO2 ({sig.unit or '%'})")]
+        # the overview shows the signal the network read: artefacts (probe off: 0 %) interpolated
+        clean, _ = interpolate_artefacts(
+            sig.data, float(pre["artefact_low"]), float(pre["artefact_high"])
+        )
+        timeline = [envelope(clean, sig.fs_hz, f"SpO2 ({sig.unit or '%'}), artefacts interpolated")]
         if events:
             timeline.append(
                 {"kind": "events", "name": "Reference AHI events (XML)", "events": events}
