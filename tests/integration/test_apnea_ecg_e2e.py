@@ -92,3 +92,26 @@ def test_ddp_two_processes_match_one(trained: tuple[Path, dict]) -> None:
     for k in keys:
         a, b = one["metrics"][k], two["metrics"][k]
         assert (a != a and b != b) or a == pytest.approx(b, abs=1e-6), k
+
+
+def test_checkpoint_carries_the_training_normalisation(trained: tuple[Path, dict]) -> None:
+    """predict/serve scale new ECG by the training windows' statistics saved with the weights."""
+    import torch
+
+    from sleepbench.config import load_config
+    from sleepbench.module import INPUT_STATE_KEY
+    from sleepbench.registry import get_task
+    from sleepbench.tasks.apnea_ecg.data import ApneaECGDataModule
+    from sleepbench.train import resolve_data
+
+    tmp, _ = trained
+    ckpt = next((tmp / "runs").rglob("best.ckpt"))
+    saved = torch.load(ckpt, map_location="cpu", weights_only=True)[INPUT_STATE_KEY]
+    cfg = resolve_data(
+        load_config("apnea_ecg", _overrides(tmp)), get_task("apnea_ecg"), _overrides(tmp)
+    )
+    dm = ApneaECGDataModule(cfg)
+    dm.setup("fit")
+    mean, std = dm.normalisation()
+    assert saved == {"ecg_mean_mv": pytest.approx(mean), "ecg_std_mv": pytest.approx(std)}
+    assert std > 0
