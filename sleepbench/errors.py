@@ -20,6 +20,12 @@ class ConfigError(UserError, ValueError):
     value outside its choices, unknown protocol)."""
 
 
+class InputError(UserError):
+    """The files given for one recording cannot be predicted on (a part missing, two nights
+    mixed, a format the task does not read, a recording too short for one input item); the
+    message names the file and the problem. The service answers it with 400."""
+
+
 class RecordingError(Exception):
     """A recording (or one of its files) cannot be used.
 

@@ -20,7 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from sleepbench.download import sha256_of
-from sleepbench.errors import UserError
+from sleepbench.errors import InputError, UserError
 from sleepbench.registry import get_spec
 
 __all__ = ["DeployedModel", "load_model"]
@@ -67,7 +67,8 @@ class DeployedModel:
         """Network outputs of ``items`` (float32 ``[N, *item_shape]``), in batches.
 
         Raises:
-            ValueError: an item has another shape than the network takes.
+            InputError: no item (a recording shorter than one input item).
+            ValueError: an item has another shape than the network takes (a predictor's bug).
         """
         items = np.asarray(items, dtype=np.float32)
         if tuple(items.shape[1:]) != tuple(self.item_shape):
@@ -80,7 +81,7 @@ class DeployedModel:
             for start in range(0, len(items), batch_size):
                 outs.append(np.asarray(self.forward(items[start : start + batch_size])))
         if not outs:
-            raise ValueError(f"{self.task}: no input item to run")
+            raise InputError(f"{self.task}: the recording is too short for one input item")
         return np.concatenate(outs).astype(np.float32)
 
     def describe(self) -> dict[str, Any]:

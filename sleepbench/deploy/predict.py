@@ -44,7 +44,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from sleepbench.deploy.model import DeployedModel
-from sleepbench.errors import RecordingError, UserError
+from sleepbench.errors import InputError, RecordingError, UserError
 from sleepbench.registry import get_task
 
 __all__ = [
@@ -64,12 +64,6 @@ SCHEMA_VERSION = 1
 #: points of a signal overview track (min/max pairs): enough for a page-wide trace
 ENVELOPE_POINTS = 1200
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-class InputError(UserError):
-    """The files given for one recording cannot be predicted on (a part missing, two nights mixed,
-    a format the task does not read); the message names the file and the problem. The service
-    answers it with 400."""
 
 
 @dataclass
