@@ -37,6 +37,8 @@ from sleepbench.io.apnea_ecg_labels import (
     read_event2_answers,
     subject_of,
 )
+from sleepbench.io.wfdb import read_wfdb_record, record_stem
+from sleepbench.recording import Recording, Signal
 from sleepbench.signal.augment import amplitude_scale, baseline_wander, gaussian_noise
 from sleepbench.signal.scaling import robust_mean_std
 
@@ -44,6 +46,61 @@ FS_HZ = 100.0
 MINUTE_SAMPLES = 6000
 ANSWERS_FILE = "event-2-answers"
 CLASS_CODE = {"A": 0, "B": 1, "C": 2}
+
+
+def ecg_channel(rec: Recording, source: Path) -> Signal:
+    """The record's ECG: its first channel (for the ``r``/``er`` duplicates the ECG is first too,
+    as upstream reads it), checked to be at :data:`FS_HZ` (100 Hz).
+
+    Args:
+        rec: the record as :func:`~sleepbench.io.wfdb.read_wfdb_record` read it (all channels).
+        source: the record (stem) named in the error message.
+
+    Raises:
+        RecordingError: the first channel is not sampled at 100 Hz.
+    """
+    signal = next(iter(rec.signals.values()))
+    if abs(signal.fs_hz - FS_HZ) > 1e-6:
+        raise RecordingError(source, f"sampling rate {signal.fs_hz} Hz, expected {FS_HZ} Hz")
+    return signal
+
+
+def minute_samples(data: np.ndarray, n_minutes: int) -> np.ndarray:
+    """The first ``n_minutes`` whole minutes of an ECG at 100 Hz, as the network reads them.
+
+    Args:
+        data: 1-D samples (mV) at 100 Hz.
+        n_minutes: minutes wanted; a last minute that the signal covers only in part is
+            edge-padded (its last sample repeated) to 6000 samples.
+
+    Returns:
+        float32 ``[n_minutes * 6000]``: minute ``i`` is samples ``[6000 i, 6000 (i + 1))``.
+    """
+    x = data[: n_minutes * MINUTE_SAMPLES]
+    if x.shape[0] < n_minutes * MINUTE_SAMPLES:
+        x = np.pad(x, (0, n_minutes * MINUTE_SAMPLES - x.shape[0]), mode="edge")
+    return x.astype(np.float32)
+
+
+def read_ecg_record(stem: str | Path, max_nan_run_s: float) -> Signal:
+    """The ECG of a WFDB record of any name, read as :func:`preprocess_record` reads it but
+    without labels (``sleepbench predict``: a new recording has no ``.apn`` to require).
+
+    Args:
+        stem: record path without extension (or with that of one of its files).
+        max_nan_run_s: longest gap in seconds that is interpolated (``preprocess.max_nan_run_s``).
+
+    Returns:
+        The first channel at 100 Hz (see :func:`ecg_channel`).
+
+    Raises:
+        RecordingError: unreadable, truncated or missing header or signal file, a flat or
+            gapped channel, or another rate than 100 Hz.
+    """
+    stem = record_stem(stem)
+    # the arguments of read_apnea_ecg_record's own read: every channel, the record name as id
+    rec = read_wfdb_record(stem, None, stem.name, stem.name, max_nan_run_s=max_nan_run_s)
+    return ecg_channel(rec, stem)
 
 
 def preprocess_record(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
@@ -63,17 +120,12 @@ def preprocess_record(source: SourceRecord, cfg: Mapping[str, Any]) -> Processed
     )
     if rec.epoch_labels is None:
         raise RecordingError(stem, "no per-minute labels (.apn missing and not in event-2-answers)")
-    # upstream reads the first channel (the ECG; for `r` duplicates the ECG is also first)
-    signal = next(iter(rec.signals.values()))
-    if abs(signal.fs_hz - FS_HZ) > 1e-6:
-        raise RecordingError(stem, f"sampling rate {signal.fs_hz} Hz, expected {FS_HZ} Hz")
+    signal = ecg_channel(rec, stem)
     n_min = len(rec.epoch_labels)
-    x = signal.data[: n_min * MINUTE_SAMPLES]
-    if x.shape[0] < n_min * MINUTE_SAMPLES:
-        x = np.pad(x, (0, n_min * MINUTE_SAMPLES - x.shape[0]), mode="edge")
+    x = minute_samples(signal.data, n_min)
     y = np.array([label_to_int[s] for s in rec.epoch_labels], dtype=np.int8)
     return ProcessedRecord(
-        arrays={"x": x[None, :].astype(np.float32), "y": y},
+        arrays={"x": x[None, :], "y": y},
         attrs={
             "fs_hz": FS_HZ,
             "n_minutes": n_min,

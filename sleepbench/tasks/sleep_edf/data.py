@@ -63,6 +63,7 @@ from sleepbench.io.sleep_edf_labels import (  # private name patterns: see _orph
     pair_psg_hypnogram,
     read_hypnogram,
 )
+from sleepbench.recording import Recording
 from sleepbench.signal.augment import gaussian_noise
 from sleepbench.signal.augment_sequence import (
     channel_dropout,
@@ -155,6 +156,74 @@ def sleep_span(stages: Sequence[str | None], margin_epochs: int | None) -> tuple
     return max(0, hits[0] - margin_epochs), min(len(stages), hits[-1] + 1 + margin_epochs)
 
 
+def staging_channels(cfg: Mapping[str, Any]) -> list[str]:
+    """Channels the task reads, in cache order: the EEG derivations, then the EOG."""
+    return [*(str(c) for c in cfg["eeg_channels"]), str(cfg["eog_channel"])]
+
+
+def read_psg(
+    psg: Path, cfg: Mapping[str, Any], record_id: str | None = None, subject_id: str | None = None
+) -> tuple[Recording, int]:
+    """Read the EEG and EOG channels of a PSG at their native rates (step 2 of the module
+    docstring), as the cache build and ``sleepbench predict`` both do.
+
+    Args:
+        psg: the ``*-PSG.edf`` file.
+        cfg: ``preprocess`` config (``eeg_channels``, ``eog_channel``, ``expected_fs_hz``).
+        record_id, subject_id: ids stored in the :class:`Recording` (default: the file stem).
+
+    Returns:
+        ``(recording, n_signal_epochs)``: the channels keyed by their :func:`staging_channels`
+        name, and the number of whole 30-s epochs every one of them covers.
+
+    Raises:
+        RecordingError: unreadable file, missing channel, wrong rate, or less than one epoch.
+    """
+    names = staging_channels(cfg)
+    expected = cfg.get("expected_fs_hz")
+    rec = read_edf(
+        psg,
+        channels={name: [name] for name in names},
+        record_id=record_id,
+        subject_id=subject_id,
+        expected_fs_hz=float(expected) if expected is not None else None,
+    )
+    n_signal = min(
+        int(rec.signals[n].data.shape[0] // round(EPOCH_S * rec.signals[n].fs_hz)) for n in names
+    )
+    if n_signal < 1:
+        raise RecordingError(psg, "PSG shorter than one 30-s epoch")
+    return rec, n_signal
+
+
+def model_input(rec: Recording, start: int, stop: int, cfg: Mapping[str, Any]) -> np.ndarray:
+    """Epochs ``[start, stop)`` of a :func:`read_psg` recording as the network reads them
+    (step 5): resampled to ``fs_hz``, clipped at median ± ``clip_iqr_k`` IQR and robust-scaled,
+    each channel over these epochs.
+
+    Args:
+        rec: from :func:`read_psg` (channels in :func:`staging_channels` order).
+        start, stop: 30-s epochs, counted from the recording start.
+        cfg: ``preprocess`` config (``fs_hz``, ``clip_iqr_k`` and the channel names).
+
+    Returns:
+        float32 ``[n_eeg + 1, (stop - start) * 30 * fs_hz]``.
+    """
+    fs_out = float(cfg["fs_hz"])
+    out_per_epoch = round(EPOCH_S * fs_out)
+    channels = []
+    for name in staging_channels(cfg):
+        signal = rec.signals[name]
+        per_epoch = round(EPOCH_S * signal.fs_hz)
+        seg = signal.data[start * per_epoch : stop * per_epoch]
+        x = resample_to(seg.astype(np.float64), signal.fs_hz, fs_out)[
+            : (stop - start) * out_per_epoch
+        ]
+        channels.append(x)
+    x = clip_iqr(np.stack(channels), k=float(cfg["clip_iqr_k"]), axis=-1)
+    return robust_scale(x, axis=-1).astype(np.float32)
+
+
 def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
     """Read, trim, resample and scale one Sleep-EDF night for the cache (module docstring).
 
@@ -171,20 +240,8 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
             truncated PSG, or no sleep scored.
     """
     psg, hyp = (Path(p) for p in source.paths)
-    eeg = [str(c) for c in cfg["eeg_channels"]]
-    names = [*eeg, str(cfg["eog_channel"])]
-    expected = cfg.get("expected_fs_hz")
-    rec = read_edf(
-        psg,
-        channels={name: [name] for name in names},
-        record_id=source.record_id,
-        subject_id=source.subject_id,
-        expected_fs_hz=float(expected) if expected is not None else None,
-    )
-    fs_in = {name: rec.signals[name].fs_hz for name in names}
-    n_signal = min(int(rec.signals[n].data.shape[0] // round(EPOCH_S * fs_in[n])) for n in names)
-    if n_signal < 1:
-        raise RecordingError(psg, "PSG shorter than one 30-s epoch")
+    names = staging_channels(cfg)
+    rec, n_signal = read_psg(psg, cfg, source.record_id, source.subject_id)
     stages = match_hypnogram(
         read_hypnogram(hyp), n_signal, int(cfg["max_overhang_epochs"]), source=hyp
     )
@@ -195,30 +252,19 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
     except ValueError as err:
         raise RecordingError(hyp, str(err)) from None
 
-    fs_out = float(cfg["fs_hz"])
-    out_per_epoch = round(EPOCH_S * fs_out)
-    channels = []
-    for name in names:
-        per_epoch = round(EPOCH_S * fs_in[name])
-        seg = rec.signals[name].data[start * per_epoch : stop * per_epoch]
-        x = resample_to(seg.astype(np.float64), fs_in[name], fs_out)[
-            : (stop - start) * out_per_epoch
-        ]
-        channels.append(x)
-    x = clip_iqr(np.stack(channels), k=float(cfg["clip_iqr_k"]), axis=-1)
-    x = robust_scale(x, axis=-1)
+    x = model_input(rec, start, stop, cfg)
     y = stage_labels(stages[start:stop])
     counts = {name: int((y == i).sum()) for i, name in enumerate(CLASS_NAMES)}
     counts["ignored"] = int((y == IGNORE).sum())
     return ProcessedRecord(
-        arrays={"x": x.astype(np.float32), "y": y},
+        arrays={"x": x, "y": y},
         attrs={
-            "fs_hz": fs_out,
+            "fs_hz": float(cfg["fs_hz"]),
             "n_epochs": stop - start,
             "epoch_offset": start,
             "n_signal_epochs": n_signal,
             "channels": names,
-            "source_fs_hz": [fs_in[n] for n in names],
+            "source_fs_hz": [rec.signals[n].fs_hz for n in names],
             "units": [rec.signals[n].unit for n in names],
             "psg": psg.name,
             "hypnogram": hyp.name,

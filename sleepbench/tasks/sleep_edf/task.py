@@ -105,4 +105,5 @@ TASK = Task(
     extra_runs_ref="sleepbench.tasks.sleep_edf.yasa_baseline:run_yasa",
     download_ref=download,
     export_ref="sleepbench.tasks.sleep_edf.export:export_spec",
+    predict_ref="sleepbench.tasks.sleep_edf.predict:SleepEDFPredictor",
 )
