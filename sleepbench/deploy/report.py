@@ -111,8 +111,12 @@ def _agreement_html(result: Mapping[str, Any]) -> str:
     plain = {k: v for k, v in agreement.items() if k != "confusion_matrix"}
     out = _facts(plain, defs)
     matrix = agreement.get("confusion_matrix")
+    classes = result.get("classes")
+    if isinstance(matrix, Mapping):  # {"classes", "rows", "columns", "counts"}
+        classes = matrix.get("classes") or classes
+        matrix = matrix.get("counts")
     if matrix:
-        classes = result.get("classes") or [str(i) for i in range(len(matrix))]
+        classes = classes or [str(i) for i in range(len(matrix))]
         head = "".join(f"<th class=num>{html.escape(str(c))}</th>" for c in classes)
         body = "".join(
             f"<tr><th scope=row>{html.escape(str(classes[i]))}</th>"

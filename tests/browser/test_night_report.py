@@ -66,7 +66,12 @@ def _result(synthetic: bool = True) -> dict[str, Any]:
         "agreement": {
             "accuracy": 0.81,
             "kappa": 0.74,
-            "confusion_matrix": [[5, 1, 0, 0, 0]] * 5,
+            "confusion_matrix": {
+                "classes": STAGES,
+                "rows": "reference",
+                "columns": "predicted",
+                "counts": [[5, 1, 0, 0, 0]] * 5,
+            },
         },
         "limitations": ["One EEG and one EOG channel only."],
         "timeline": [
@@ -117,6 +122,8 @@ def test_report_is_self_contained_and_escaped() -> None:
     assert "SYNTHETIC" in page and "trained on synthetic data" in page
     assert page.count('data-chart data-kind="stages"') == 2
     assert "398" in page and "402" in page  # reference beside the prediction
+    row = "<th scope=row>N3</th><td class=num>5</td><td class=num>1</td><td class=num>0</td>"
+    assert row in page  # the confusion matrix's counts, under their classes
     assert "SYNTHETIC" not in render_report(_result(synthetic=False))
 
 
