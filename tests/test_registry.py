@@ -24,6 +24,12 @@ def test_task_is_complete(name: str) -> None:
     assert issubclass(task.datamodule, CachedDataModule)
     assert callable(task.build_module) and callable(task.write_synthetic)
     assert callable(task.export_spec), "a task needs an export spec (Task.export_ref)"
+    from sleepbench.deploy.predict import Predictor
+
+    assert isinstance(task.predictor, type) and issubclass(task.predictor, Predictor), (
+        "a task needs a predictor for `sleepbench predict` / `serve` (Task.predict_ref)"
+    )
+    assert task.predictor.accepts, "the predictor says which files make one recording"
 
     cfg = load_config(name)
     assert cfg.task == name

@@ -6,6 +6,10 @@ Desaturation rule (the common oximetry-software definition, e.g. AASM's 3 % ODI)
 the baseline is the highest SpO2 of the preceding ``baseline_s`` seconds; a desaturation is a run
 of at least ``min_duration_s`` seconds during which SpO2 stays ``drop_pct`` points or more below
 that baseline. Signals are in percent; artefacts (outside [50, 100] %) are interpolated first.
+
+:func:`clean_spo2` and :func:`odi_per_hour` give the oxygen desaturation index of a night for
+several thresholds at once (the ODI 3 % / 4 % peer of the ``shhs_spo2`` task). The ODI needs the
+signal in percent: after a per-night min-max scaling a "3 % drop" no longer means anything.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from scipy import ndimage
 
 from sleepbench.signal.spo2 import interpolate_artefacts, resample_to
 
-__all__ = ["OximetrySummary", "desaturations", "oximetry_summary"]
+__all__ = ["OximetrySummary", "clean_spo2", "desaturations", "odi_per_hour", "oximetry_summary"]
 
 
 @dataclass(frozen=True)
@@ -99,3 +103,46 @@ def oximetry_summary(
         hours=hours,
         drop_pct=float(drop_pct),
     )
+
+
+def clean_spo2(
+    spo2: np.ndarray,
+    fs_hz: float,
+    artefact_bounds: tuple[float, float] = (50.0, 100.0),
+    n_samples: int | None = None,
+) -> np.ndarray:
+    """SpO2 (%) ready for desaturation detection: samples outside ``artefact_bounds`` linearly
+    interpolated, resampled to 1 Hz, then the first ``n_samples`` seconds kept (all when
+    ``None``; a shorter night stays shorter, it is never padded).
+
+    Raises:
+        ValueError: no valid sample (see :func:`~sleepbench.signal.spo2.interpolate_artefacts`).
+    """
+    clean, _ = interpolate_artefacts(spo2, *artefact_bounds)
+    x = resample_to(clean, fs_hz, 1.0)
+    return x if n_samples is None else x[: int(n_samples)]
+
+
+def odi_per_hour(
+    spo2_1hz: np.ndarray,
+    drops: tuple[float, ...] | list[float] = (3.0, 4.0),
+    baseline_s: int = 120,
+    min_duration_s: int = 10,
+) -> dict[float, float]:
+    """Oxygen desaturation index (desaturations per hour of signal) for each threshold.
+
+    Args:
+        spo2_1hz: artefact-free SpO2 in percent at 1 Hz (see :func:`clean_spo2`).
+        drops: thresholds in percentage points (3 % and 4 % are the usual ODIs).
+        baseline_s, min_duration_s: see :func:`desaturations`.
+
+    Returns:
+        ``{drop: events per hour}``; NaN for an empty signal.
+    """
+    x = np.asarray(spo2_1hz, dtype=np.float64)
+    hours = x.size / 3600.0
+    out = {}
+    for drop in drops:
+        runs = desaturations(x, float(drop), baseline_s=baseline_s, min_duration_s=min_duration_s)
+        out[float(drop)] = len(runs) / hours if hours > 0 else float("nan")
+    return out

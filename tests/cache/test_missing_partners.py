@@ -41,7 +41,7 @@ def by_id(sources: list[SourceRecord]) -> dict[str, SourceRecord]:
 def test_sleep_edf_psg_without_hypnogram_lands_in_skipped(tmp_path: Path) -> None:
     root = tmp_path / "sleep-edf"
     write_synthetic_sleep_edf(root, n_subjects=2, nights_per_subject=1, minutes=20, seed=1)
-    (root / "SC4011EG-Hypnogram.edf").unlink()
+    next(root.glob("SC4011E?-Hypnogram.edf")).unlink()
     sources = SleepEDFDataModule.list_sources(root, OmegaConf.create({}))
     orphan = by_id(sources)["SC4011E0"]
     assert orphan.paths == (root / "SC4011E0-PSG.edf",) and orphan.subject_id == "SC401"

@@ -59,4 +59,5 @@ TASK = Task(
     write_synthetic_ref=write_synthetic,
     download_ref=download,
     export_ref="sleepbench.tasks.apnea_ecg.export:export_spec",
+    predict_ref="sleepbench.tasks.apnea_ecg.predict:ApneaECGPredictor",
 )

@@ -35,7 +35,7 @@ from sleepbench.config import to_plain
 from sleepbench.data.datamodule import CachedDataModule
 from sleepbench.data.splits import Split, SplitError, holdout_subjects
 from sleepbench.data.windows import WindowIndex
-from sleepbench.io.audio import read_wav
+from sleepbench.io.audio import WavInfo, read_wav
 from sleepbench.io.esc50 import discover_esc50, read_esc50_meta
 from sleepbench.signal.fix_length import fix_length
 from sleepbench.signal.resample import resample_to
@@ -47,12 +47,33 @@ __all__ = [
     "ClipTransform",
     "Esc50DataModule",
     "preprocess_clip",
+    "read_clip",
 ]
 
 CLIP_FS_HZ = 32_000
 N_CLASSES = 50
 N_FOLDS = 5
 PROTOCOLS = ("esc50_5fold", "esc50_grouped_holdout")
+
+
+def read_clip(wav: str | Path, fs_hz: int = CLIP_FS_HZ) -> tuple[np.ndarray, WavInfo]:
+    """A clip as the cache stores it: read and resampled to ``fs_hz``.
+
+    The cache build (:func:`preprocess_clip`) and ``sleepbench predict`` both read a clip here.
+
+    Args:
+        wav: the clip's ``.wav``.
+        fs_hz: the rate of the result (Hz; 32 kHz).
+
+    Returns:
+        ``(x, info)``: float32 ``[n]`` at ``fs_hz`` and the file's
+        :class:`~sleepbench.io.audio.WavInfo` (its own rate and length).
+
+    Raises:
+        RecordingError: the wav cannot be read (empty, NaN, bad header...).
+    """
+    audio, info = read_wav(Path(wav))
+    return resample_to(audio, info.fs_hz, fs_hz).astype(np.float32), info
 
 
 def preprocess_clip(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
@@ -71,8 +92,7 @@ def preprocess_clip(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRe
     """
     fs = int(cfg.get("fs_hz", CLIP_FS_HZ))
     meta = source.meta
-    audio, info = read_wav(Path(meta["wav"]))
-    x = resample_to(audio, info.fs_hz, fs).astype(np.float32)
+    x, info = read_clip(meta["wav"], fs)
     return ProcessedRecord(
         arrays={"x": x, "y": np.array([int(meta["target"])], dtype=np.int8)},
         attrs={

@@ -44,4 +44,5 @@ TASK = Task(
     extra_runs_ref="sleepbench.methods.lsrm.peer:run_htsat_peer",
     download_ref=download,
     export_ref="sleepbench.tasks.esc50.export:export_spec",
+    predict_ref="sleepbench.tasks.esc50.predict:Esc50Predictor",
 )

@@ -47,7 +47,7 @@ from sleepbench.data.datamodule import CachedDataModule
 from sleepbench.data.splits import Split, SplitError, holdout_subjects
 from sleepbench.data.windows import WindowIndex
 from sleepbench.errors import RecordingError
-from sleepbench.io.audio import read_wav
+from sleepbench.io.audio import WavInfo, read_wav
 from sleepbench.io.icbhi import (
     CLASSES,
     IcbhiLayout,
@@ -68,6 +68,7 @@ __all__ = [
     "CycleTransform",
     "IcbhiDataModule",
     "preprocess_recording",
+    "read_recording",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,29 @@ CYCLE_FS_HZ = 16_000
 PROTOCOLS = ("icbhi_official", "icbhi_patient_folds")
 #: full-database size, to tag partial copies
 FULL_RECORDINGS = 920
+
+
+def read_recording(wav: str | Path, fs_hz: int = CYCLE_FS_HZ) -> tuple[np.ndarray, WavInfo]:
+    """A recording as the cache stores it: read, resampled to ``fs_hz``, faded in and out.
+
+    The cache build (:func:`preprocess_recording`) and ``sleepbench predict`` both read a
+    recording here; the cycles are cut from its result.
+
+    Args:
+        wav: the recording's ``.wav``.
+        fs_hz: the rate of the result (Hz; 16 kHz).
+
+    Returns:
+        ``(x, info)``: float32 ``[n]`` at ``fs_hz``, its first and last ``fs_hz / 16`` samples
+        faded (:func:`~sleepbench.signal.fix_length.fade_in_out`), and the file's
+        :class:`~sleepbench.io.audio.WavInfo` (its own rate and length).
+
+    Raises:
+        RecordingError: the wav cannot be read (empty, NaN, bad header...).
+    """
+    audio, info = read_wav(wav)
+    x = fade_in_out(resample_to(audio, info.fs_hz, fs_hz).astype(np.float32), fs_hz // 16)
+    return x, info
 
 
 def preprocess_recording(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
@@ -94,10 +118,9 @@ def preprocess_recording(source: SourceRecord, cfg: Mapping[str, Any]) -> Proces
     fs = int(cfg.get("fs_hz", CYCLE_FS_HZ))
     wav, txt = Path(source.meta["wav"]), Path(source.meta["txt"])
     name = parse_icbhi_name(wav.stem, wav)
-    audio, info = read_wav(wav)
+    x, info = read_recording(wav, fs)
     cycles = read_cycles(txt)  # refuses a file without cycles
     duration_s = info.n_samples / info.fs_hz
-    x = fade_in_out(resample_to(audio, info.fs_hz, fs).astype(np.float32), fs // 16)
     # cycles checked against the recording's own length, then placed at the new rate
     start, stop = cycle_samples(txt, cycles, fs, len(x))
     return ProcessedRecord(

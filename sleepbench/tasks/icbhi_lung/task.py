@@ -53,4 +53,5 @@ TASK = Task(
     extra_runs_ref="sleepbench.methods.lsrm.peer:run_htsat_peer",
     download_ref=download,
     export_ref="sleepbench.tasks.icbhi_lung.export:export_spec",
+    predict_ref="sleepbench.tasks.icbhi_lung.predict:IcbhiPredictor",
 )

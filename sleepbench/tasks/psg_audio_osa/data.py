@@ -11,7 +11,8 @@ Per night, into the cache (:func:`preprocess_night`):
 3. stream the night at its own rate (48 kHz on real files), resample block-wise to 16 kHz with
    the polyphase filter, and compute the whole-night log-mel block-wise
    (:func:`sleepbench.signal.mel.night_log_mel`; dB referenced to the night's maximum,
-   quantised to uint8);
+   quantised to uint8); steps 2-3 are :func:`read_night_audio`, which ``sleepbench predict``
+   runs on a new night too;
 4. rasterise the apneas (2) and hypopneas (1) onto 80-ms frames, mask frames outside the ROI
    and inside gaps; pad the night to whole 30-s strides (at least one 60-s window) with
    masked, -80-dB padding, so every window has the same shape.
@@ -35,8 +36,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +53,13 @@ from sleepbench.data.splits import Split, group_kfold, holdout_subjects
 from sleepbench.data.windows import WindowIndex, regular_windows
 from sleepbench.io.psg_audio import (
     EDF_DIR,
+    NightLayout,
     discover_nights,
     place_parts,
     read_part_info,
     stream_audio,
 )
-from sleepbench.io.rml import read_rml
+from sleepbench.io.rml import RmlAnnotations, read_rml
 from sleepbench.signal.mel import (
     MEL_FS_HZ,
     N_MELS,
@@ -70,6 +73,7 @@ from sleepbench.signal.resample import resample_ratio, stream_resampled
 from sleepbench.tasks.psg_audio_osa.labels import (
     STAGE_CODES,
     STAGE_EPOCH_S,
+    NightReference,
     frame_mask,
     rasterise_events,
     reference_ahi,
@@ -80,10 +84,13 @@ __all__ = [
     "MEL_PER_LABEL",
     "PROTOCOLS",
     "STRIDE_LABELS",
+    "NightAudio",
     "PsgAudioDataModule",
     "PsgAudioTransform",
+    "night_labels",
     "padded_labels",
     "preprocess_night",
+    "read_night_audio",
     "subject_of_night",
 ]
 
@@ -134,6 +141,91 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
+@dataclass
+class NightAudio:
+    """One night's audio as the cache stores it, read without its labels.
+
+    Args:
+        layout: where the parts lie on the night's timeline (gaps, rate, placement).
+        channel: the parts' own label of the audio channel read.
+        x: uint8 log-mel codes ``[128, 8 * n_pad]`` (100 frames/s; -80 dB padding at the end).
+        n_mel: 10-ms mel frames of the audio before padding.
+        n_labels: 80-ms frames of the audio before padding (``n_mel // 8``).
+        n_pad: frames after padding to whole 30-s strides (:func:`padded_labels`).
+    """
+
+    layout: NightLayout
+    channel: str
+    x: np.ndarray
+    n_mel: int
+    n_labels: int
+    n_pad: int
+
+
+def read_night_audio(
+    parts: Sequence[str | Path],
+    part_numbers: Sequence[int],
+    rml: RmlAnnotations | None,
+    cfg: Mapping[str, Any],
+) -> NightAudio:
+    """Steps 2-3 of the module docstring: place the parts and compute the night's log-mel.
+
+    The cache build (:func:`preprocess_night`) and ``sleepbench predict`` both read a night's
+    audio here; only the labels (from the RML) are the cache's own.
+
+    Args:
+        parts: the EDF parts in part order.
+        part_numbers: their numbers (``[001]`` -> 1), parallel to ``parts``.
+        rml: the night's annotations (session start, length and segments place the parts);
+            ``None``: the parts' own start times alone.
+        cfg: ``channel`` (default ``Mic``) and ``gap_tolerance_s`` (s, default 1.0).
+
+    Raises:
+        RecordingError: a part without the channel (or with it at another rate), a truncated
+            part, parts that cannot be placed.
+    """
+    channel = str(cfg.get("channel", "Mic"))
+    infos = [read_part_info(p, channel, int(n)) for p, n in zip(parts, part_numbers, strict=True)]
+    layout = place_parts(infos, rml, float(cfg.get("gap_tolerance_s", 1.0)))
+    up, down = resample_ratio(layout.fs_hz, MEL_FS_HZ)
+    n_mel = n_frames(-(-layout.n_samples * up // down))
+    n_labels = n_mel // MEL_PER_LABEL
+    n_pad = padded_labels(n_labels)
+    audio = stream_resampled(stream_audio(layout), layout.fs_hz, MEL_FS_HZ)
+    with _one_torch_thread():
+        x = night_log_mel(audio, n_out_frames=MEL_PER_LABEL * n_pad)
+    return NightAudio(layout, infos[0].channel, x, n_mel, n_labels, n_pad)
+
+
+def night_labels(
+    rml: RmlAnnotations, ref: NightReference, audio: NightAudio
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 4 of the module docstring: frame labels, scoring mask and staging of a night.
+
+    Args:
+        rml: the night's annotations.
+        ref: its :func:`~sleepbench.tasks.psg_audio_osa.labels.reference_ahi` (the ROI).
+        audio: the night's audio (frame counts and gaps).
+
+    Returns:
+        ``y`` int8 ``[n_pad]`` (0 normal, 1 hypopnea, 2 apnea), ``mask`` uint8 ``[n_pad]``
+        (1: inside the ROI, in no gap, before the padding), ``stages`` int8 per 30-s epoch
+        (:data:`STAGE_CODES`).
+    """
+    n_pad = audio.n_pad
+    events = [(ev.onset_s, ev.duration_s, cls) for ev, cls in rml.respiratory_events()]
+    y = rasterise_events(events, n_pad)
+    mask = frame_mask(n_pad, (ref.roi_start_s, ref.roi_end_s), audio.layout.gaps)
+    mask[audio.n_labels :] = 0
+    # the user staging per 30-s epoch, for the night report (not a model input)
+    n_epochs = -(-n_pad // STRIDE_LABELS)  # 375 labels of 80 ms = one 30-s epoch
+    stages = np.array(
+        [STAGE_CODES[label] for label in rml.epoch_stages(STAGE_EPOCH_S, n_epochs)],
+        dtype=np.int8,
+    )
+    return y, mask, stages
+
+
 def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
     """Features, frame labels and mask of one night; the cache build's per-record function.
 
@@ -157,37 +249,17 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
     meta = source.meta
     rml = read_rml(meta["rml"])
     ref = reference_ahi(rml)
-    channel = str(cfg.get("channel", "Mic"))
-    parts = [
-        read_part_info(p, channel, int(n))
-        for p, n in zip(meta["parts"], meta["part_numbers"], strict=True)
-    ]
-    layout = place_parts(parts, rml, float(cfg.get("gap_tolerance_s", 1.0)))
-    up, down = resample_ratio(layout.fs_hz, MEL_FS_HZ)
-    n_mel = n_frames(-(-layout.n_samples * up // down))
-    n_labels = n_mel // MEL_PER_LABEL
-    n_pad = padded_labels(n_labels)
-    audio = stream_resampled(stream_audio(layout), layout.fs_hz, MEL_FS_HZ)
-    with _one_torch_thread():
-        x = night_log_mel(audio, n_out_frames=MEL_PER_LABEL * n_pad)
-    events = [(ev.onset_s, ev.duration_s, cls) for ev, cls in rml.respiratory_events()]
-    y = rasterise_events(events, n_pad)
-    mask = frame_mask(n_pad, (ref.roi_start_s, ref.roi_end_s), layout.gaps)
-    mask[n_labels:] = 0
+    audio = read_night_audio(meta["parts"], meta["part_numbers"], rml, cfg)
+    layout = audio.layout
+    y, mask, stages = night_labels(rml, ref, audio)
     if layout.gaps:
         log.info("%s: gaps %s (%s)", source.record_id, layout.gaps, layout.placed_by)
-    # the user staging per 30-s epoch, for the night report (not a model input)
-    n_epochs = -(-n_pad // STRIDE_LABELS)  # 375 labels of 80 ms = one 30-s epoch
-    stages = np.array(
-        [STAGE_CODES[label] for label in rml.epoch_stages(STAGE_EPOCH_S, n_epochs)],
-        dtype=np.int8,
-    )
     return ProcessedRecord(
-        arrays={"x": x, "y": y, "mask": mask, "stages": stages},
+        arrays={"x": audio.x, "y": y, "mask": mask, "stages": stages},
         attrs={
             "duration_s": float(layout.duration_s),
             "source_fs_hz": float(layout.fs_hz),
-            "channel": parts[0].channel,
+            "channel": audio.channel,
             "roi_start_s": float(ref.roi_start_s),
             "roi_end_s": float(ref.roi_end_s),
             "tst_s": float(ref.tst_s),
@@ -196,9 +268,9 @@ def preprocess_night(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedR
             "n_events": int(ref.n_events),
             "gaps": json.dumps([[round(a, 3), round(b, 3)] for a, b in layout.gaps]),
             "annotations": str(cfg.get("annotations", "APNEA_RML")),
-            "n_labels": int(n_labels),
-            "n_mel": int(n_mel),
-            "n_parts": len(parts),
+            "n_labels": int(audio.n_labels),
+            "n_mel": int(audio.n_mel),
+            "n_parts": len(layout.parts),
             "missing_parts": json.dumps(layout.missing_parts),
             "placed_by": layout.placed_by,
         },

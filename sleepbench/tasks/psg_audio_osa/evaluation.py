@@ -96,6 +96,24 @@ class PostProcessing:
             filtered, self.frame_s, min_duration_s=self.min_duration_s, merge_gap_s=self.merge_gap_s
         )
 
+    def apply(self, pred: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, list[EventSpan]]:
+        """Frame labels -> median-filtered labels and events, as every night is scored.
+
+        Frames outside ``mask`` (the ROI / recorded audio) are background before any
+        post-processing, so no event starts, ends or is counted there.
+
+        Args:
+            pred: ``(n,)`` predicted class per 80-ms frame.
+            mask: ``(n,)`` True where the frame counts.
+
+        Returns:
+            ``(filtered, events)``: int64 ``(n,)`` labels after the median filter, and the
+            events (merged, short ones dropped; times in s from the sequence's start).
+        """
+        masked = np.where(np.asarray(mask, dtype=bool), np.asarray(pred, dtype=np.int64), 0)
+        filtered = median_filter_labels(masked, self.median_kernel)
+        return filtered, self.events(filtered)
+
 
 @dataclass
 class Segment:
@@ -191,15 +209,12 @@ def evaluate_segments(
     n_frames = n_ref = 0
     for seg in segments:
         mask = np.asarray(seg.mask, dtype=bool)
-        # frames outside the ROI / audio are background before any post-processing, so no
-        # event starts, ends or is counted there
         pred = np.where(mask, np.asarray(seg.pred, dtype=np.int64), 0)
         target = np.where(mask, np.asarray(seg.target, dtype=np.int64), 0)
-        filtered = median_filter_labels(pred, post.median_kernel)
+        filtered, pred_ev = post.apply(pred, mask)
         scored = filtered if median_frames else pred
         if mask.any():
             frames.update(torch.from_numpy(scored[mask]), torch.from_numpy(target[mask]))
-        pred_ev = post.events(filtered)
         ref_ev = frames_to_events(target, post.frame_s)
         for m in (*event_metrics.values(), *collar_metrics.values()):
             m.update(pred_ev, ref_ev)

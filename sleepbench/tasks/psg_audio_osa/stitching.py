@@ -8,6 +8,9 @@ with the same inputs):
   states: the mean over overlapping windows does not depend on which process saw which window);
 * :class:`WindowPredictions` — per-window frame labels (``cat`` states), for the validation
   macro-F1 and the ``parity`` evaluation, which both need the windows in index order.
+
+:func:`stitch_night` runs a model over one whole night with the same stitcher (``sleepbench
+predict``).
 """
 
 from __future__ import annotations
@@ -15,14 +18,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities.data import dim_zero_cat
 
+from sleepbench.data.windows import regular_windows
+from sleepbench.tasks.psg_audio_osa.data import LABELS_PER_WINDOW, MEL_PER_LABEL, STRIDE_LABELS
 from sleepbench.tasks.psg_audio_osa.evaluation import N_CLASSES
 
-__all__ = ["NightStitcher", "WindowPredictions"]
+__all__ = ["NightStitcher", "WindowPredictions", "stitch_night"]
 
 
 class NightStitcher(Metric):
@@ -112,3 +118,38 @@ class WindowPredictions(Metric):
         order = torch.argsort(window, stable=True)
         pred, target = dim_zero_cat(self.pred).cpu(), dim_zero_cat(self.target).cpu()
         return window[order], pred[order].long(), target[order].long()
+
+
+def stitch_night(
+    logits: Any, x: np.ndarray, n_pad: int, transform: Any, batch: int = 16
+) -> np.ndarray:
+    """Per-frame class probabilities of a whole night, covered as at test time (``sleepbench
+    predict``: the night's windows in order, one process).
+
+    Args:
+        logits: ``float32 [B, 129, 6000] -> [B, 750, 3]`` (the model).
+        x: the night's uint8 log-mel ``[128, 8 * n_pad]``.
+        n_pad: its 80-ms frames (padded to whole 30-s strides).
+        transform: the evaluation item transform (``(x, y, rng) -> (item, y)``).
+        batch: windows per forward call (bounded memory).
+
+    Returns:
+        float32 ``[n_pad, 3]``: window softmax averaged per frame over the 60-s windows every
+        30 s that cover it (:class:`NightStitcher`, as the test stage), NaN where none does.
+    """
+    windows = regular_windows(0, n_pad, MEL_PER_LABEL, LABELS_PER_WINDOW, STRIDE_LABELS)
+    stitcher = NightStitcher(N_CLASSES)
+    stitcher.configure({0: n_pad})
+    rng = np.random.default_rng(0)  # unused without augmentation; the transform's signature
+    dummy_y = np.zeros(LABELS_PER_WINDOW)
+    for lo in range(0, len(windows), batch):
+        sel = np.arange(lo, min(lo + batch, len(windows)))
+        items = np.stack(
+            [transform(x[:, windows.x_start[w] : windows.x_stop[w]], dummy_y, rng)[0] for w in sel]
+        )
+        # the test step's softmax, in float32
+        probs = torch.softmax(torch.from_numpy(np.asarray(logits(items))).float(), dim=-1)
+        stitcher.update(
+            torch.zeros(len(sel), dtype=torch.long), torch.as_tensor(windows.y_start[sel]), probs
+        )
+    return stitcher.compute()[0].numpy()

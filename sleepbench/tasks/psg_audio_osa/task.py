@@ -54,4 +54,5 @@ TASK = Task(
     extra_runs_ref="sleepbench.tasks.psg_audio_osa.baseline:run_acoustic_baseline",
     download_ref=download,
     export_ref="sleepbench.tasks.psg_audio_osa.export:export_spec",
+    predict_ref="sleepbench.tasks.psg_audio_osa.predict:PsgAudioPredictor",
 )

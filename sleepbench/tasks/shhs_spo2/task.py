@@ -76,4 +76,5 @@ TASK = Task(
     download_ref=download,
     export_ref="sleepbench.tasks.shhs_spo2.export:export_spec",
     predict_ref="sleepbench.tasks.shhs_spo2.predict:ShhsSpO2Predictor",
+    extra_runs_ref="sleepbench.tasks.shhs_spo2.peer:run_odi_peer",
 )
