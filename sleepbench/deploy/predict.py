@@ -121,14 +121,24 @@ class Predictor(ABC):
         self.model = model
         self.cfg = model.cfg
 
+    def datamodule(self) -> Any:
+        """The task's datamodule on the run's config (nothing is read or cached): the one
+        place its preprocessing settings and item transforms come from."""
+        cfg = self.cfg.copy()
+        if OmegaConf.select(cfg, "data.root") is None:  # only the cache location uses it
+            OmegaConf.update(cfg, "data.root", ".", force_add=True)
+        return get_task(self.model.task).datamodule(cfg)
+
     def preprocess_config(self) -> dict[str, Any]:
         """The preprocessing settings the run's cache build used (the task datamodule's
         ``preprocess_config()`` of the run's config): pass them to the task's preprocess
         function so a new recording is prepared exactly as the training data were."""
-        cfg = self.cfg.copy()
-        if OmegaConf.select(cfg, "data.root") is None:  # only the cache location uses it
-            OmegaConf.update(cfg, "data.root", ".", force_add=True)
-        return get_task(self.model.task).datamodule(cfg).preprocess_config()
+        return self.datamodule().preprocess_config()
+
+    def test_transform(self) -> Any:
+        """The task's item transform of the test stage (scaling, fixed length; no
+        augmentation): ``(x, y, rng) -> (x, y)``."""
+        return self.datamodule().transform("test")
 
     @abstractmethod
     def predict(self, files: Sequence[Path]) -> NightPrediction:

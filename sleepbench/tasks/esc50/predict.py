@@ -21,7 +21,6 @@ from omegaconf import OmegaConf
 from sleepbench.deploy.predict import InputError, NightPrediction, Predictor, envelope, softmax
 from sleepbench.errors import RecordingError
 from sleepbench.io.esc50 import parse_esc50_name
-from sleepbench.registry import get_task
 from sleepbench.tasks.esc50.data import CLIP_FS_HZ, read_clip
 from sleepbench.tasks.esc50.synth import CATEGORIES
 
@@ -59,7 +58,7 @@ class Esc50Predictor(Predictor):
         fs = int(self.preprocess_config().get("fs_hz", CLIP_FS_HZ))
         x, info = read_clip(wav, fs)
         clip_s = float(OmegaConf.select(self.cfg, "preprocess.clip_s", default=10.0))
-        item, _ = self._test_transform()(x, np.zeros(1), np.random.default_rng(0))
+        item, _ = self.test_transform()(x, np.zeros(1), np.random.default_rng(0))
         logits = self.model.logits(item[None])[0]
         probs = softmax(logits)
         order = np.argsort(-probs, kind="stable")
@@ -128,13 +127,6 @@ class Esc50Predictor(Predictor):
             limitations=limitations,
             timeline=[envelope(x, fs, f"Audio at {fs / 1000:g} kHz (full scale 1)")],
         )
-
-    def _test_transform(self) -> Any:
-        """The task's item transform of the test stage (the clip fixed to ``clip_s``)."""
-        cfg = self.cfg.copy()
-        if OmegaConf.select(cfg, "data.root") is None:  # only the cache location uses it
-            OmegaConf.update(cfg, "data.root", ".", force_add=True)
-        return get_task(self.model.task).datamodule(cfg).transform("test")
 
 
 def _target(wav: Path) -> int | None:

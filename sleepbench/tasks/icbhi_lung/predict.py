@@ -34,7 +34,6 @@ from sleepbench.deploy.predict import InputError, NightPrediction, Predictor, en
 from sleepbench.errors import RecordingError
 from sleepbench.io.icbhi import CLASSES, IcbhiName, cycle_samples, parse_icbhi_name, read_cycles
 from sleepbench.metrics.icbhi import icbhi_score
-from sleepbench.registry import get_task
 from sleepbench.tasks.icbhi_lung.data import CYCLE_FS_HZ, read_recording
 
 __all__ = ["IcbhiPredictor", "pair_files"]
@@ -104,7 +103,7 @@ class IcbhiPredictor(Predictor):
             durations = ((stop - start) / fs).tolist()
             ref_labels = None
 
-        transform = self._test_transform()
+        transform = self.test_transform()
         rng = np.random.default_rng(0)  # unused without augmentation; the transform's signature
         items = np.stack([transform(x[a:b], np.zeros(1), rng)[0] for a, b in zip(start, stop)])
         logits = self.model.logits(items)
@@ -192,13 +191,6 @@ class IcbhiPredictor(Predictor):
             limitations=limitations,
             timeline=timeline,
         )
-
-    def _test_transform(self) -> Any:
-        """The task's item transform of the test stage (cycles fixed to ``cycle_s``)."""
-        cfg = self.cfg.copy()
-        if OmegaConf.select(cfg, "data.root") is None:  # only the cache location uses it
-            OmegaConf.update(cfg, "data.root", ".", force_add=True)
-        return get_task(self.model.task).datamodule(cfg).transform("test")
 
 
 def _name(wav: Path) -> IcbhiName | None:

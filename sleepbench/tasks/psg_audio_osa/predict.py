@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import OmegaConf
 
 from sleepbench.deploy.predict import (
     ENVELOPE_POINTS,
@@ -47,7 +46,6 @@ from sleepbench.io.edf import read_edf_header
 from sleepbench.io.psg_audio import parse_part_name
 from sleepbench.io.rml import RmlAnnotations, read_rml
 from sleepbench.metrics.severity import SEVERITY_NAMES, ahi_to_severity
-from sleepbench.registry import get_task
 from sleepbench.signal.mel import FRAMES_PER_S, dequantize_db, energy_profile
 from sleepbench.tasks.psg_audio_osa.data import (
     STRIDE_LABELS,
@@ -185,7 +183,7 @@ class PsgAudioPredictor(Predictor):
         rml = read_rml(night.rml) if night.rml is not None else None
         ref = reference_ahi(rml) if rml is not None else None
         audio = read_night_audio(night.parts, night.part_numbers, rml, pre)
-        probs = stitch_night(self.model.logits, audio.x, audio.n_pad, self._test_transform())
+        probs = stitch_night(self.model.logits, audio.x, audio.n_pad, self.test_transform())
         layout, n = audio.layout, audio.n_labels
         covered = np.isfinite(probs).all(axis=1)
         pred = np.nan_to_num(probs).argmax(axis=1)
@@ -255,13 +253,6 @@ class PsgAudioPredictor(Predictor):
             limitations=self._limitations(summary, post, rml is not None),
             timeline=timeline,
         )
-
-    def _test_transform(self) -> Any:
-        """The task's item transform of the test stage (no augmentation)."""
-        cfg = self.cfg.copy()
-        if OmegaConf.select(cfg, "data.root") is None:  # only the cache location uses it
-            OmegaConf.update(cfg, "data.root", ".", force_add=True)
-        return get_task(self.model.task).datamodule(cfg).transform("test")
 
     # ---- units and tracks ----------------------------------------------------------------------
     @staticmethod
