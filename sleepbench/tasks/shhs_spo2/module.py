@@ -56,6 +56,26 @@ def _test_metrics(prefix: str, variant: str) -> nn.ModuleDict:
     return nn.ModuleDict(metrics)
 
 
+def compute_test_set(metrics: nn.ModuleDict, visit: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Scores (flat ``test/...`` names) and confusion matrices of one test set's updated
+    metrics (:func:`_test_metrics`); ``visit`` 1 is SHHS1, 2 SHHS2 (names the matrices).
+    The model's test epoch and the ODI peer both report through it."""
+    name = "shhs1_test" if visit == 1 else "shhs2"
+    scores: dict[str, float] = {}
+    confmats: dict[str, Any] = {}
+    for key, metric in metrics.items():
+        out = metric.compute()
+        for k, value in out.items():
+            if k.endswith("confmat"):
+                labels = SEVERITY_NAMES if key == "severity" else ("neg", "pos")
+                confmats[f"{name}/{key}"] = {
+                    "labels": list(labels),
+                    "rows=target,cols=pred": value.tolist(),
+                }
+        scores.update(flatten_metric_dict({k: x for k, x in out.items() if "confmat" not in k}))
+    return scores, confmats
+
+
 class ShhsSpO2Module(BenchModule):
     """OSA severity (4 classes) or a binary AHI cut-off from one night of SpO2 (method 002).
 
@@ -177,19 +197,9 @@ class ShhsSpO2Module(BenchModule):
         scores: dict[str, float] = {}
         confmats: dict[str, Any] = {}
         for v in self.test_sets:
-            name = "shhs1_test" if v == 1 else "shhs2"
-            for key, metric in self.test_metrics[str(v)].items():
-                out = metric.compute()
-                for k, value in out.items():
-                    if k.endswith("confmat"):
-                        labels = SEVERITY_NAMES if key == "severity" else ("neg", "pos")
-                        confmats[f"{name}/{key}"] = {
-                            "labels": list(labels),
-                            "rows=target,cols=pred": value.tolist(),
-                        }
-                scores.update(
-                    flatten_metric_dict({k: v for k, v in out.items() if "confmat" not in k})
-                )
+            set_scores, set_confmats = compute_test_set(self.test_metrics[str(v)], v)
+            scores.update(set_scores)
+            confmats.update(set_confmats)
         self.log_dict(scores)
         self.test_artifacts["confusion_matrix"] = confmats
         self.test_artifacts["per_record"] = self._per_record()
