@@ -1,0 +1,245 @@
+"""Synthetic Apnea-ECG, the event timeline: apnea runs, event/recovery cycles, labels, arousals.
+
+One record's timeline, before any signal exists:
+
+- how many minutes are apnea minutes (the record class's share, within the challenge's class
+  criteria, :func:`apnea_minute_count`), grouped into runs of consecutive minutes that cluster
+  through the night (:func:`draw_apnea_runs`);
+- each run becomes an episode of obstructive events, each followed by recovery breathing, with
+  25–100 s cycles; some events are hypopneas with residual breathing (:func:`draw_cycles`);
+- the per-minute labels follow from the episodes: ``A`` when most of the minute lies inside one
+  (:func:`label_minutes`);
+- heart-rate surges outside episodes: spontaneous arousals with a sigh and trains of periodic limb
+  movements (:func:`draw_arousals`).
+
+The ECG that realises the timeline is :mod:`~sleepbench.tasks.apnea_ecg.synth_ecg`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+import numpy as np
+
+from sleepbench.tasks.apnea_ecg.synth_physiology import APNEA_FRACTION_RANGE, Physiology
+
+__all__ = [
+    "MINUTE_S",
+    "Arousals",
+    "Cycles",
+    "apnea_minute_count",
+    "draw_apnea_runs",
+    "draw_arousals",
+    "draw_cycles",
+    "label_minutes",
+]
+
+#: Length of one labelled minute in seconds.
+MINUTE_S: Final = 60.0
+# An episode edge is drawn within this many seconds of a minute boundary; below 30 s, so a minute
+# is labelled A exactly when most of it lies inside an episode.
+_EDGE_JITTER_S: Final = 12.0
+
+
+@dataclass(frozen=True)
+class Cycles:
+    """Event/recovery cycles of a record, sorted and disjoint, one array entry per cycle.
+
+    Attributes:
+        start: event onset (s).
+        event_end: event end = recovery onset (s).
+        end: recovery end (s); the next cycle of the same episode starts here.
+        depth: residual breathing amplitude during the event (0.03–0.15 apnea, 0.3–0.6 hypopnea).
+        surge: height of the heart-rate surge after the event (bpm).
+        brady: heart-rate fall reached at the end of the event (bpm).
+    """
+
+    start: np.ndarray
+    event_end: np.ndarray
+    end: np.ndarray
+    depth: np.ndarray
+    surge: np.ndarray
+    brady: np.ndarray
+
+
+class Arousals(NamedTuple):
+    """Heart-rate surges outside apnea episodes.
+
+    Attributes:
+        onsets_s: surge onsets (s), spontaneous arousals then limb movements, unsorted.
+        heights_bpm: surge heights (bpm), one per onset.
+        sigh_onsets_s: onsets (s) of the sighs that come with spontaneous arousals, sorted.
+    """
+
+    onsets_s: np.ndarray
+    heights_bpm: np.ndarray
+    sigh_onsets_s: np.ndarray
+
+
+def apnea_minute_count(minutes: int, apnea_class: str, fraction: float) -> int:
+    """Apnea minutes of a record: ``fraction`` of it, kept inside its class.
+
+    Within the class's share (:data:`APNEA_FRACTION_RANGE`), the count also meets the challenge's
+    class criteria whenever the record is long enough for them: C has fewer than 5 apnea minutes,
+    B 5–99, A at least 100 (records shorter than a night cannot reach 100 at 60 %).
+
+    Args:
+        minutes: record length (min).
+        apnea_class: ``A``, ``B`` or ``C``.
+        fraction: drawn share of apnea minutes (0–1).
+
+    Returns:
+        Number of apnea minutes.
+    """
+    lo, hi = APNEA_FRACTION_RANGE[apnea_class]
+    most = int(np.ceil(hi * minutes)) - 1 if apnea_class == "C" else int(np.floor(hi * minutes))
+    least = {"A": 100, "B": 5, "C": 0}[apnea_class]
+    count = int(round(fraction * minutes))
+    if least <= most:
+        count = max(count, least)
+    if apnea_class == "C":
+        count = min(count, most, 4)
+    elif apnea_class == "B":
+        count = min(count, 99)
+    # A and B always carry at least one apnea minute, even in records of a few minutes.
+    return int(np.clip(count, 0 if apnea_class == "C" else 1, minutes))
+
+
+def draw_apnea_runs(
+    rng: np.random.Generator, minutes: int, apnea_class: str, phys: Physiology
+) -> list[tuple[int, int]]:
+    """Runs of apnea minutes with the class's apnea share, clustered through the night.
+
+    Args:
+        rng: source of randomness.
+        minutes: record length (min).
+        apnea_class: ``A``, ``B`` or ``C``.
+        phys: the record's constants (apnea share and mean run length in minutes).
+
+    Returns:
+        ``[(first, end), ...]`` minute indices, end exclusive, sorted, a normal minute between runs.
+    """
+    n_apnea = apnea_minute_count(minutes, apnea_class, phys.apnea_fraction)
+    if n_apnea == 0:
+        return []
+    lengths: list[int] = []
+    while sum(lengths) < n_apnea:
+        lengths.append(min(int(rng.geometric(1.0 / phys.mean_run_min)), n_apnea - sum(lengths)))
+    n_normal = minutes - n_apnea
+    while len(lengths) > 1 and len(lengths) - 1 > n_normal:  # runs need a normal minute between
+        lengths[-2] += lengths.pop()
+    # A sparse Dirichlet makes most gaps short and a few long: runs cluster, as in real nights.
+    gaps = rng.multinomial(
+        n_normal - (len(lengths) - 1), rng.dirichlet(np.full(len(lengths) + 1, 0.3))
+    )
+    gaps[1:-1] += 1
+    runs, start = [], 0
+    for gap, length in zip(gaps, lengths):
+        start += int(gap)
+        runs.append((start, start + length))
+        start += length
+    return runs
+
+
+def draw_cycles(
+    rng: np.random.Generator, runs: list[tuple[int, int]], total_s: float, phys: Physiology
+) -> Cycles:
+    """Event/recovery cycles filling each episode.
+
+    Each run of apnea minutes becomes an episode whose edges lie within 12 s of the run's minute
+    boundaries; it is cut into cycles of 25–100 s, the event taking 55–75 % of each.
+
+    Args:
+        rng: source of randomness.
+        runs: runs of apnea minutes from :func:`draw_apnea_runs`.
+        total_s: record length (s).
+        phys: the record's constants (cycle length, hypopnea share, surge and bradycardia sizes).
+
+    Returns:
+        The cycles (times in s, depths, heart-rate changes in bpm).
+    """
+    starts, ends = [], []
+    for first, end in runs:
+        s0 = max(0.0, first * MINUTE_S + rng.uniform(-_EDGE_JITTER_S, _EDGE_JITTER_S))
+        s1 = min(total_s, end * MINUTE_S + rng.uniform(-_EDGE_JITTER_S, _EDGE_JITTER_S))
+        length = s1 - s0
+        cycle = float(np.clip(phys.cycle_s * rng.uniform(0.8, 1.25), 25.0, 100.0))
+        n = int(np.clip(round(length / cycle), np.ceil(length / 100.0), max(1, length // 25.0)))
+        weights = rng.uniform(0.85, 1.15, n)
+        bounds = s0 + length * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+        starts.append(bounds[:-1])
+        ends.append(bounds[1:])
+    start = np.concatenate(starts) if starts else np.zeros(0)
+    end = np.concatenate(ends) if ends else np.zeros(0)
+    n = start.size
+    event_end = start + (end - start) * rng.uniform(0.55, 0.75, n)
+    hypopnea = rng.random(n) < phys.hypopnea_share
+    depth = np.where(hypopnea, rng.uniform(0.3, 0.6, n), rng.uniform(0.03, 0.15, n))
+    # Hypopneas end with a weaker arousal, hence a smaller surge.
+    surge = phys.surge_bpm * rng.uniform(0.7, 1.3, n) * np.where(hypopnea, 0.7, 1.0)
+    brady = phys.brady_bpm * rng.uniform(0.7, 1.3, n)
+    return Cycles(start=start, event_end=event_end, end=end, depth=depth, surge=surge, brady=brady)
+
+
+def label_minutes(cycles: Cycles, minutes: int) -> str:
+    """Per-minute labels: ``A`` for minutes more than half covered by an episode, else ``N``.
+
+    An episode is a run of consecutive event/recovery cycles, so its coverage is the sum of its
+    cycles' coverage. Minute ``i`` covers seconds ``[60 i, 60 (i + 1))``.
+
+    Args:
+        cycles: the record's cycles.
+        minutes: record length (min).
+
+    Returns:
+        One ``A``/``N`` character per minute.
+    """
+    edges = np.arange(minutes + 1) * MINUTE_S
+    covered = np.zeros(minutes)
+    for s0, s1 in zip(cycles.start, cycles.end):
+        covered += np.clip(np.minimum(edges[1:], s1) - np.maximum(edges[:-1], s0), 0.0, None)
+    return "".join(np.where(covered > MINUTE_S / 2, "A", "N"))
+
+
+def _far_from(times: np.ndarray, start: np.ndarray, end: np.ndarray, margin_s: float) -> np.ndarray:
+    """Mask of times at least ``margin_s`` away from every interval ``[start, end)``."""
+    if start.size == 0:
+        return np.ones(times.shape, dtype=bool)
+    gap = np.maximum(start[None, :] - times[:, None], times[:, None] - end[None, :])
+    return gap.min(axis=1) >= margin_s
+
+
+def draw_arousals(
+    rng: np.random.Generator, cycles: Cycles, total_s: float, phys: Physiology
+) -> Arousals:
+    """Heart-rate surges outside apnea episodes (at least 30 s away from every cycle).
+
+    Spontaneous arousals come alone, with a sigh. Periodic limb movements come in trains of
+    20–40 s cycles for 2–6 minutes with no breathing change: a cyclic heart rate that is not apnea,
+    the classic false positive of heart-rate-only detectors.
+
+    Args:
+        rng: source of randomness.
+        cycles: the record's cycles.
+        total_s: record length (s).
+        phys: the record's constants (arousal and limb-movement train rates per hour, surge size).
+
+    Returns:
+        Onsets (s), heights (bpm) and sigh onsets (s).
+    """
+    hours = total_s / 3600.0
+    spontaneous = rng.uniform(0.0, total_s, rng.poisson(phys.arousal_per_h * hours))
+    trains = []
+    for _ in range(rng.poisson(phys.plm_trains_per_h * hours)):
+        start, period = rng.uniform(0.0, total_s), rng.uniform(20.0, 40.0)
+        n = int(rng.uniform(120.0, 360.0) // period)
+        trains.append(start + period * np.arange(n) + rng.uniform(-2.0, 2.0, n))
+    plm = np.concatenate([np.zeros(0), *trains])
+    spontaneous = spontaneous[_far_from(spontaneous, cycles.start, cycles.end, 30.0)]
+    plm = plm[(plm < total_s) & _far_from(plm, cycles.start, cycles.end, 30.0)]
+    onsets = np.concatenate([spontaneous, plm])
+    heights = phys.surge_bpm * np.concatenate(
+        [rng.uniform(0.3, 0.8, spontaneous.size), rng.uniform(0.3, 0.7, plm.size)]
+    )
+    return Arousals(onsets, heights, np.sort(spontaneous))
