@@ -310,7 +310,10 @@ def run(
     _save_artifacts(run_dir, module.test_artifacts)
     rows = [result.to_dict()]
     if task.extra_runs is not None:
-        rows.extend(task.extra_runs(cfg, dm, result, run_dir))
+        try:
+            rows.extend(task.extra_runs(cfg, dm, result, run_dir))
+        except Exception:  # a failing peer must not lose the model's row (training took hours)
+            log.exception("%s: the peer rows failed; the model's row is kept", task_name)
     for row in rows:
         store.append(row)
     (run_dir / "result.json").write_text(json.dumps(rows, indent=1, default=str))

@@ -78,3 +78,25 @@ def test_artifacts_and_leaderboard(trained) -> None:
     task_table = next(t for t in tables if t[0] == "shhs_spo2")
     assert "shhs2_acc" in task_table[1]
     assert any(r[0].startswith("paper") for r in task_table[2])
+
+
+def test_a_failing_peer_keeps_the_model_row(trained, monkeypatch, caplog) -> None:
+    """A peer that raises is logged; the model's row (hours of training) is still stored."""
+    tmp, _ = trained
+
+    def broken_peer(*args, **kwargs):
+        raise RuntimeError("peer exploded")
+
+    monkeypatch.setattr("sleepbench.tasks.shhs_spo2.peer.run_odi_peer", broken_peer)
+    other = tmp / "failing_peer"
+    overrides = [
+        *_overrides(tmp),
+        f"output.results={other / 'results.jsonl'}",
+        f"output.runs_dir={other / 'runs'}",
+        "trainer.max_epochs=1",
+    ]
+    with caplog.at_level("ERROR"):
+        rows = run("shhs_spo2", overrides)
+    assert [r["model"] for r in rows] == ["MSC-Mamba-LSTM"]
+    assert len(list(ResultsStore(other / "results.jsonl"))) == 1
+    assert "peer rows failed" in caplog.text and "peer exploded" in caplog.text
