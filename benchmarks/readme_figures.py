@@ -197,6 +197,11 @@ def _end_to_end(out_dir: Path) -> list[str]:
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["metrics"].items()))
             when = f"{minutes} min {seconds:02d} s" if i == 0 else ""
             lines.append(f"| {task if i == 0 else ''} | {when} | {row['model']} | {metrics} |")
+    total_min, total_s = divmod(round(sum(e["wall_s"] for e in payload["figures"].values())), 60)
+    lines += [
+        "",
+        f"All {len(payload['figures'])} tasks, one after another: {total_min} min {total_s:02d} s.",
+    ]
     return lines
 
 

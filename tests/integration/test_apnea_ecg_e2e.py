@@ -1,4 +1,5 @@
-"""apnea_ecg end to end on tiny synthetic data: learnability, DDP parity, resumable results."""
+"""apnea_ecg end to end on tiny synthetic data: learnability, DDP parity, resumable results,
+the classical peer row on the same test minutes."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from sleepbench.config import isolated_outputs
+from sleepbench.leaderboard import build_tables
 from sleepbench.results import ResultsStore
 from sleepbench.train import run
 
@@ -33,6 +35,7 @@ def _overrides(tmp: Path) -> list[str]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     tmp = tmp_path_factory.mktemp("apnea_e2e")
     rows = run("apnea_ecg", _overrides(tmp))
+    assert [r["model"] for r in rows] == ["ESI-ConvNeXtV2-BiLSTM", "HRV+EDR logistic regression"]
     return tmp, rows[0]
 
 
@@ -54,7 +57,37 @@ def test_finished_run_is_not_rerun(trained: tuple[Path, dict]) -> None:
     tmp, row = trained
     again = run("apnea_ecg", _overrides(tmp))
     assert again[0]["key"] == row["key"] and again[0]["created"] == row["created"]
-    assert len(list(ResultsStore(tmp / "results.jsonl"))) == 1
+    assert len(list(ResultsStore(tmp / "results.jsonl"))) == 2  # the model + its classical peer
+
+
+def test_classical_peer_scored_on_the_model_test_minutes(trained: tuple[Path, dict]) -> None:
+    tmp, row = trained
+    peer = next(r for r in ResultsStore(tmp / "results.jsonl") if r["model"].startswith("HRV"))
+    assert peer["key"].split("/")[2:] == row["key"].split("/")[2:]  # same protocol/fold/seed/hash
+    assert peer["protocol_tags"]["minutes"] == "identical to the model's test minutes"
+    assert peer["metrics"].keys() >= {k for k in row["metrics"] if k.startswith("test/")} - {
+        "test/inference_ms_per_hour"
+    }
+    assert peer["metrics"]["test/acc"] > peer["metrics"]["test/majority_acc"]
+    assert peer["metrics"]["test/prevalence"] == row["metrics"]["test/prevalence"]
+    run_dir = next((tmp / "runs" / "apnea_ecg" / "official").iterdir())
+    counts = [
+        sum(map(sum, json.loads(path.read_text())["rows=target,cols=pred"]))
+        for path in (
+            run_dir / "confusion_matrix.json",
+            run_dir / "classical_peer/confusion_matrix.json",
+        )
+    ]
+    assert counts[0] == counts[1] == row["data"]["n_windows"]["test"]
+    model_records = json.loads((run_dir / "per_record.json").read_text())
+    peer_records = json.loads((run_dir / "classical_peer/per_record.json").read_text())
+    assert [(r["record"], r["ref_index"]) for r in model_records] == [
+        (r["record"], r["ref_index"]) for r in peer_records
+    ]
+    table = next(
+        t for t in build_tables(ResultsStore(tmp / "results.jsonl")) if t[0] == "apnea_ecg"
+    )
+    assert any("HRV+EDR logistic regression" in cell for line in table[2] for cell in line)
 
 
 def _evaluate(tmp: Path, ckpt: str, devices: int) -> dict:
@@ -77,8 +110,8 @@ def _evaluate(tmp: Path, ckpt: str, devices: int) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp)
     assert out.returncode == 0, out.stderr[-3000:]
     rows = [json.loads(line) for line in (tmp / f"eval{devices}.jsonl").read_text().splitlines()]
-    assert len(rows) == 1
-    return rows[0]
+    assert len(rows) == 2  # the model, then its classical peer (rank 0 only)
+    return rows[0] | {"peer_metrics": rows[1]["metrics"]}
 
 
 def test_ddp_two_processes_match_one(trained: tuple[Path, dict]) -> None:
@@ -92,6 +125,7 @@ def test_ddp_two_processes_match_one(trained: tuple[Path, dict]) -> None:
     for k in keys:
         a, b = one["metrics"][k], two["metrics"][k]
         assert (a != a and b != b) or a == pytest.approx(b, abs=1e-6), k
+    assert one["peer_metrics"] == two["peer_metrics"]
 
 
 def test_checkpoint_carries_the_training_normalisation(trained: tuple[Path, dict]) -> None:

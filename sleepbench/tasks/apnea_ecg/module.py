@@ -1,4 +1,7 @@
-"""LightningModule of the apnea_ecg task: BCE training, gradual unfreezing, clinical metrics."""
+"""LightningModule of the apnea_ecg task: BCE training, gradual unfreezing, clinical metrics.
+
+The test metrics are :class:`~sleepbench.tasks.apnea_ecg.scoring.MinuteScoring`, which the
+classical peer (:mod:`sleepbench.tasks.apnea_ecg.peer`) scores through as well."""
 
 from __future__ import annotations
 
@@ -9,16 +12,14 @@ import torch
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 from omegaconf import DictConfig
 from torch import nn
-from torchmetrics.aggregation import CatMetric
 
-from sleepbench.io.apnea_ecg_labels import apnea_class
 from sleepbench.metrics import flatten_metric_dict
-from sleepbench.metrics.agreement import IndexAgreement, class_accuracy
 from sleepbench.metrics.binary import BinaryScreeningMetrics
 from sleepbench.module import BenchModule
 from sleepbench.tasks.apnea_ecg.network import ApneaECGNet, load_esi_checkpoint
+from sleepbench.tasks.apnea_ecg.scoring import CLASS_CODE, MinuteScoring
 
-CLASS_CODE = {"A": 0, "B": 1, "C": 2}
+__all__ = ["CLASS_CODE", "ApneaECGModule", "build_module", "build_network", "stage_names"]
 
 
 class ApneaECGModule(BenchModule):
@@ -48,13 +49,7 @@ class ApneaECGModule(BenchModule):
         self.pretrained = pretrained
         self.loss_fn = nn.BCEWithLogitsLoss()  # upstream: no pos_weight
         self.val_metrics = BinaryScreeningMetrics(prefix="val/", confmat=False)
-        self.test_metrics = BinaryScreeningMetrics(prefix="test/")
-        self.test_index = IndexAgreement(
-            units_per_hour=60.0, cutoffs=tuple(cfg.metrics.index_cutoffs)
-        )
-        self.test_units = nn.ModuleDict(
-            {k: CatMetric() for k in ("record", "minute", "pred", "target")}
-        )
+        self.test_scoring = MinuteScoring(tuple(cfg.metrics.index_cutoffs))
         self.unfreeze_schedule: dict[int, list[int]] = {
             int(e): list(s) for e, s in zip(cfg.model.unfreeze.epochs, cfg.model.unfreeze.stages)
         }
@@ -123,17 +118,7 @@ class ApneaECGModule(BenchModule):
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         probs = torch.sigmoid(self.timed_forward(batch["x"]).float())
-        y = batch["y"].long()
-        self.test_metrics.update(probs, y)
-        minute = self._minute_of(batch)
-        self.test_index.update(batch["record"], probs, y, position=minute)
-        for key, value in (
-            ("record", batch["record"]),
-            ("minute", minute),
-            ("pred", probs > 0.5),
-            ("target", y),
-        ):
-            self.test_units[key].update(value.float())
+        self.test_scoring.update(probs, batch["y"].long(), batch["record"], self._minute_of(batch))
 
     def _minute_of(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         index = self.trainer.datamodule.test_set.index
@@ -142,57 +127,15 @@ class ApneaECGModule(BenchModule):
         )
 
     def on_test_epoch_end(self) -> None:
-        computed = self.test_metrics.compute()
-        scores = flatten_metric_dict(computed)
-        confmat = computed.get("test/confmat")
-        if confmat is not None and confmat.sum() > 0:
-            # the bar to beat: always predicting the majority class
-            prevalence = float(confmat[1].sum() / confmat.sum())
-            scores["test/prevalence"] = prevalence
-            scores["test/majority_acc"] = max(prevalence, 1.0 - prevalence)
-        # balanced accuracy: 0.5 for the majority-class predictor whatever the prevalence
-        scores["test/bal_acc"] = 0.5 * (scores["test/sens"] + scores["test/spec"])
-        index = self.test_index.compute()
-        scores.update({f"test/index_{k}": float(v) for k, v in index.items()})
-        scores["test/class_abc_acc"] = self._class_accuracy()
-        self.log_dict(scores)
-        per_record = self.test_index.compute_indices()
         store = self.trainer.datamodule.store
-        self.test_artifacts["per_record"] = [
-            {
-                "record": store.records[int(r)].record_id,
-                "pred_index": float(p),
-                "ref_index": float(q),
-                "hours": float(h),
-            }
-            for r, p, q, h in zip(
-                per_record["record_id"],
-                per_record["pred_index"],
-                per_record["ref_index"],
-                per_record["hours"],
-            )
-        ]
+        scores, per_record, confmat = self.test_scoring.compute(
+            [r.record_id for r in store.records]
+        )
+        self.log_dict(scores)
+        self.test_artifacts["per_record"] = per_record
         if confmat is not None:
             self.test_artifacts["confusion_matrix"] = {"rows=target,cols=pred": confmat.tolist()}
-        self.test_metrics.reset()
-        self.test_index.reset()
-        for m in self.test_units.values():
-            m.reset()
-
-    def _class_accuracy(self) -> float:
-        """A/B/C class of each test record from predicted vs reference minutes (database rule)."""
-        units = {k: m.compute().reshape(-1).long().cpu() for k, m in self.test_units.items()}
-        if units["record"].numel() == 0:
-            return float("nan")
-        pred_cls, ref_cls = [], []
-        for rec in torch.unique(units["record"]):
-            sel = units["record"] == rec
-            order = torch.argsort(units["minute"][sel])  # ranks return minutes interleaved
-            pred = ["A" if v else "N" for v in units["pred"][sel][order].tolist()]
-            ref = ["A" if v else "N" for v in units["target"][sel][order].tolist()]
-            pred_cls.append(CLASS_CODE[apnea_class(pred)])
-            ref_cls.append(CLASS_CODE[apnea_class(ref)])
-        return float(class_accuracy(torch.tensor(pred_cls), torch.tensor(ref_cls)))
+        self.test_scoring.reset()
 
     def protocol_tags(self) -> dict[str, Any]:
         """Facts that change the numbers: backbone initialisation, model size, minute alignment."""

@@ -60,4 +60,5 @@ TASK = Task(
     download_ref=download,
     export_ref="sleepbench.tasks.apnea_ecg.export:export_spec",
     predict_ref="sleepbench.tasks.apnea_ecg.predict:ApneaECGPredictor",
+    extra_runs_ref="sleepbench.tasks.apnea_ecg.peer:run_classical_peer",
 )
