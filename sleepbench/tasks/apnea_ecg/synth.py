@@ -2,10 +2,10 @@
 
 Writes records in the layout of Apnea-ECG 1.0.0 (Penzel et al., Computers in Cardiology 2000):
 a 100 Hz single-lead ECG per record (``.hea`` + ``.dat``: format 16, 200 adu/mV, 12-bit ADC),
-machine-style R-peak annotations (``.qrs``, every beat ``N``), per-minute labels (``.apn``, ``A`` or
-``N`` at sample 6000·i, byte-for-byte the encoding of the real files) for the released records, and
-the challenge answer files ``event-1-answers`` (class per withheld record) and ``event-2-answers``
-(per-minute labels) in the real text layout, plus ``RECORDS`` and ``list``.
+machine-style R-peak annotations (``.qrs``, every beat ``N``, ectopic ones too), per-minute labels
+(``.apn``, ``A`` or ``N`` at sample 6000·i, byte-for-byte the encoding of the real files) for the
+released records, and the challenge answer files ``event-1-answers`` (class per withheld record) and
+``event-2-answers`` (per-minute labels) in the real text layout, plus ``RECORDS`` and ``list``.
 
 The ECG carries what ECG apnea detectors use:
 
@@ -18,15 +18,20 @@ The ECG carries what ECG apnea detectors use:
 
 Confounders keep the task from being trivial: spontaneous arousals (isolated heart-rate surges with
 a sigh) during normal breathing, hypopneas with residual breathing, LF and VLF heart-rate
-variability, baseline wander, EMG bursts and a few QRS detection errors, as in the real ``.qrs``
-files (machine-generated and unaudited).
+variability, ectopic beats, baseline wander, EMG bursts and a few QRS detection errors, as in the
+real ``.qrs`` files (machine-generated and unaudited). Ectopic beats come at a rate drawn per record
+(log-normal: most records 0–60 per hour, a few hundreds): premature ventricular contractions at
+55–82 % of the running RR with a fully compensatory pause and a wide (~120–160 ms), large QRS
+without P wave and with a discordant T; premature atrial contractions with a normal QRS after an
+ectopic P wave and a non-compensatory pause (the sinus node is reset). Like the real annotator's,
+their ``.qrs`` label is ``N``; :attr:`SyntheticApneaRecord.beat_symbols` knows which they are.
 
 A record is made in three steps, each in its own module:
 
 - :mod:`~sleepbench.tasks.apnea_ecg.synth_physiology`: the record's constants (severity, heart
-  rate and breathing behaviour, beat morphology, noise levels);
+  rate and breathing behaviour, beat morphology, noise levels, ectopy);
 - :mod:`~sleepbench.tasks.apnea_ecg.synth_events`: the event timeline (runs of apnea minutes,
-  event/recovery cycles, minute labels, arousals outside episodes);
+  event/recovery cycles, minute labels, arousals outside episodes, which beats are premature);
 - :mod:`~sleepbench.tasks.apnea_ecg.synth_ecg`: the ECG that realises it and the R-peak
   detections.
 
@@ -45,13 +50,18 @@ import wfdb
 
 from sleepbench.tasks.apnea_ecg.synth_ecg import FS_HZ, SAMPLES_PER_MINUTE, synth_ecg
 from sleepbench.tasks.apnea_ecg.synth_events import (
+    BEAT_SYMBOLS,
     MINUTE_S,
     draw_apnea_runs,
     draw_arousals,
     draw_cycles,
     label_minutes,
 )
-from sleepbench.tasks.apnea_ecg.synth_physiology import APNEA_FRACTION_RANGE, draw_physiology
+from sleepbench.tasks.apnea_ecg.synth_physiology import (
+    APNEA_FRACTION_RANGE,
+    draw_physiology,
+    ectopy_rng,
+)
 
 __all__ = [
     "ADC_GAIN_PER_MV",
@@ -91,6 +101,9 @@ class SyntheticApneaRecord:
         beat_times_s: true R-peak times in seconds.
         event_intervals_s: ``(n, 2)`` onset and end, in seconds, of each apnea/hypopnea event.
         recovery_intervals_s: ``(n, 2)`` the recovery breathing after each event, in seconds.
+        beat_symbols: kind of each true beat, aligned with ``beat_times_s``: ``N`` sinus, ``V``
+            premature ventricular, ``A`` premature atrial (MIT-BIH codes; the ``.qrs`` file
+            labels them all ``N``).
     """
 
     name: str
@@ -101,11 +114,22 @@ class SyntheticApneaRecord:
     beat_times_s: np.ndarray
     event_intervals_s: np.ndarray
     recovery_intervals_s: np.ndarray
+    beat_symbols: np.ndarray
 
     @property
     def apnea_minutes(self) -> int:
         """Number of minutes labelled ``A``."""
         return self.minute_labels.count("A")
+
+    @property
+    def pvc_samples(self) -> np.ndarray:
+        """Samples (int64) of the premature ventricular beats' true R times."""
+        return np.rint(self.beat_times_s[self.beat_symbols == "V"] * FS_HZ).astype(np.int64)
+
+    @property
+    def pac_samples(self) -> np.ndarray:
+        """Samples (int64) of the premature atrial beats' true R times."""
+        return np.rint(self.beat_times_s[self.beat_symbols == "A"] * FS_HZ).astype(np.int64)
 
 
 def allocate_classes(n: int) -> dict[str, int]:
@@ -170,22 +194,27 @@ def simulate_apnea_ecg_record(
         apnea_class: ``A``, ``B`` or ``C``; sets the share of apnea minutes
             (:data:`APNEA_FRACTION_RANGE`).
         minutes: record length in minutes (the ECG has ``minutes * 6000`` samples at 100 Hz).
-        rng: source of randomness; the same generator state gives the same record.
+        rng: source of randomness; a fresh generator from the same seed gives the same record
+            (the ectopic beats come from a child of its seed sequence,
+            :func:`~sleepbench.tasks.apnea_ecg.synth_physiology.ectopy_rng`).
 
     Returns:
-        The ECG (mV), per-minute labels, R-peak detections and event timing.
+        The ECG (mV), per-minute labels, R-peak detections, event timing and beat kinds.
     """
     if apnea_class not in APNEA_FRACTION_RANGE:
         raise ValueError(f"apnea_class must be one of A, B, C, got {apnea_class!r}")
     if minutes < 1:
         raise ValueError(f"minutes must be >= 1, got {minutes}")
-    # One generator feeds every step in a fixed order, so a record depends only on its seed.
-    phys = draw_physiology(rng, apnea_class)
+    # One generator feeds every step in a fixed order, so a record depends only on its seed. The
+    # ectopic beats draw from a child stream of the same seed: the rest of the record, timeline
+    # and sinus beats, is drawn exactly as it was before ectopy was added.
+    ectopy = ectopy_rng(rng)
+    phys = draw_physiology(rng, apnea_class, ectopy)
     total_s = minutes * MINUTE_S
     runs = draw_apnea_runs(rng, minutes, apnea_class, phys)
     cycles = draw_cycles(rng, runs, total_s, phys)
     arousals = draw_arousals(rng, cycles, total_s, phys)
-    signal = synth_ecg(rng, cycles, arousals, phys, minutes)
+    signal = synth_ecg(rng, cycles, arousals, phys, minutes, ectopy)
     return SyntheticApneaRecord(
         name=name,
         apnea_class=apnea_class,
@@ -195,6 +224,7 @@ def simulate_apnea_ecg_record(
         beat_times_s=signal.beat_times_s,
         event_intervals_s=np.stack([cycles.start, cycles.event_end], axis=1),
         recovery_intervals_s=np.stack([cycles.event_end, cycles.end], axis=1),
+        beat_symbols=BEAT_SYMBOLS[signal.beat_kinds],
     )
 
 

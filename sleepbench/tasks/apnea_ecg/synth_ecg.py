@@ -11,6 +11,9 @@ Realises one record's event timeline (:mod:`~sleepbench.tasks.apnea_ecg.synth_ev
   heart rate), and the surges of arousals and limb movements outside episodes;
 - sum-of-Gaussians P-QRS-T beats at the sub-sample beat times, the QRS amplitude modulated by
   respiration (ECG-derived respiration);
+- premature beats (:func:`~sleepbench.tasks.apnea_ecg.synth_events.place_ectopic_beats`):
+  ventricular ones with a wide, large QRS, no P wave and a discordant T, atrial ones with a
+  normal QRS after an ectopic (smaller, flat or inverted) P wave;
 - baseline wander (respiratory and slower), white noise and EMG bursts, some at event ends;
 - machine-style R-peak detections with ±1-sample jitter, missed beats and false beats in EMG
   bursts, as in the real, unaudited ``.qrs`` files.
@@ -22,7 +25,13 @@ from typing import Final, NamedTuple
 
 import numpy as np
 
-from sleepbench.tasks.apnea_ecg.synth_events import Arousals, Cycles
+from sleepbench.tasks.apnea_ecg.synth_events import (
+    PAC,
+    PVC,
+    Arousals,
+    Cycles,
+    place_ectopic_beats,
+)
 from sleepbench.tasks.apnea_ecg.synth_physiology import Physiology
 
 __all__ = ["FS_HZ", "SAMPLES_PER_MINUTE", "RenderedEcg", "synth_ecg"]
@@ -33,9 +42,11 @@ SAMPLES_PER_MINUTE: Final = 60 * FS_HZ
 # 0.5 Hz, and beats are placed at sub-sample precision by interpolating the integrated heart rate.
 _GRID_HZ: Final = 10
 # Support of each wave around the R peak, in samples at FS_HZ, wide enough for every record's
-# morphology and heart rate (±4 widths): P, then Q/R/S together, then T.
-_WAVE_WINDOWS: Final = (np.arange(-45, -3), np.arange(-12, 13), np.arange(0, 75))
-_WAVES_IN_WINDOW: Final = ((0,), (1, 2, 3), (4,))
+# morphology and heart rate (±4 widths): P, Q, R, S, T; then the two QRS lobes and the T wave of a
+# ventricular beat.
+_QRS_WINDOW: Final = np.arange(-12, 13)
+_WAVE_WINDOWS: Final = (np.arange(-45, -3), _QRS_WINDOW, _QRS_WINDOW, _QRS_WINDOW, np.arange(0, 75))
+_PVC_WINDOWS: Final = (np.arange(-15, 16), np.arange(-15, 16), np.arange(-10, 71))
 
 
 class RenderedEcg(NamedTuple):
@@ -45,11 +56,47 @@ class RenderedEcg(NamedTuple):
         ecg_mv: ECG in mV at :data:`FS_HZ`, float64.
         beat_times_s: true R-peak times (s).
         qrs_samples: detected R peaks (sample indices, int64, with the detection errors).
+        beat_kinds: kind of each true beat (``SINUS``, ``PVC``, ``PAC`` of
+            :mod:`~sleepbench.tasks.apnea_ecg.synth_events`, int8).
     """
 
     ecg_mv: np.ndarray
     beat_times_s: np.ndarray
     qrs_samples: np.ndarray
+    beat_kinds: np.ndarray
+
+
+class _BeatDraws:
+    """Per-beat random draws that leave the record's stream as it was before ectopy.
+
+    Atrial premature beats reset the sinus node and add a few beats at the end of the record; the
+    first ``n_sinus`` draws come from the record's stream (the count it always drew, so its later
+    draws, noise and detection errors, do not move) and the added beats' from the ectopy stream.
+    """
+
+    def __init__(self, rng: np.random.Generator, extra: np.random.Generator, n_sinus: int) -> None:
+        self._rng, self._extra, self._n_sinus = rng, extra, n_sinus
+
+    def _split(self, n: int) -> tuple[int, int]:
+        head = min(n, self._n_sinus)
+        return head, n - head
+
+    def random(self, n: int) -> np.ndarray:
+        """``n`` uniform draws in [0, 1)."""
+        head, tail = self._split(n)
+        return np.concatenate([self._rng.random(head), self._extra.random(tail)])
+
+    def standard_normal(self, n: int) -> np.ndarray:
+        """``n`` standard normal draws."""
+        head, tail = self._split(n)
+        return np.concatenate([self._rng.standard_normal(head), self._extra.standard_normal(tail)])
+
+    def integers(self, low: int, high: int, n: int) -> np.ndarray:
+        """``n`` integers in [low, high)."""
+        head, tail = self._split(n)
+        return np.concatenate(
+            [self._rng.integers(low, high, head), self._extra.integers(low, high, tail)]
+        )
 
 
 def _band_noise(
@@ -174,7 +221,12 @@ def _heart_rate(
 
 
 def synth_ecg(
-    rng: np.random.Generator, cycles: Cycles, arousals: Arousals, phys: Physiology, minutes: int
+    rng: np.random.Generator,
+    cycles: Cycles,
+    arousals: Arousals,
+    phys: Physiology,
+    minutes: int,
+    ectopy: np.random.Generator,
 ) -> RenderedEcg:
     """Render one record's ECG and its R-peak detections from its event timeline.
 
@@ -184,9 +236,10 @@ def synth_ecg(
         arousals: surges outside episodes (s, bpm).
         phys: the record's constants.
         minutes: record length (min); the ECG has ``minutes * 6000`` samples at 100 Hz.
+        ectopy: the ectopy stream (continues the one that drew ``phys.ectopy``).
 
     Returns:
-        The ECG (mV), the true beat times (s) and the detected R peaks (samples).
+        The ECG (mV), the true beat times (s) and kinds, and the detected R peaks (samples).
     """
     # --- slow processes on the 10 Hz grid -------------------------------------------------------
     n_grid = minutes * 60 * _GRID_HZ
@@ -199,10 +252,15 @@ def synth_ecg(
     # --- beats -----------------------------------------------------------------------------------
     beats_done = np.concatenate([[0.0], np.cumsum(hr[:-1]) / (60.0 * _GRID_HZ)])
     beat_index = np.arange(np.floor(beats_done[-1] - 1e-9)) + rng.uniform(0.0, 1.0)
-    beat_t = np.interp(beat_index[beat_index < beats_done[-1]], beats_done, t)
+    sinus_phase = beat_index[beat_index < beats_done[-1]]
+    phase, kinds = place_ectopic_beats(ectopy, sinus_phase, beats_done[-1], minutes / 60.0, phys)
+    beat_t = np.interp(phase, beats_done, t)
+    draws = _BeatDraws(rng, ectopy, sinus_phase.size)
     rr_s = 60.0 / np.interp(beat_t, t, hr)
     resp_at_beat = np.interp(beat_t, t, resp)
-    ecg = _render_beats(rng, beat_t, rr_s, resp_at_beat, phys, minutes * SAMPLES_PER_MINUTE)
+    ecg = _render_beats(
+        draws, beat_t, kinds, rr_s, resp_at_beat, phys, minutes * SAMPLES_PER_MINUTE
+    )
 
     # --- baseline and noise at 100 Hz ------------------------------------------------------------
     n = minutes * SAMPLES_PER_MINUTE
@@ -215,43 +273,70 @@ def synth_ecg(
     emg_env, bursts = _emg_envelope(rng, n, cycles.event_end, phys)
     ecg += phys.emg_mv * emg_env * np.diff(rng.standard_normal(n + 1)) / np.sqrt(2.0)
 
-    qrs = _detect(rng, beat_t, emg_env, bursts, n)
-    return RenderedEcg(ecg, beat_t, qrs)
+    qrs = _detect(rng, draws, beat_t, emg_env, bursts, n)
+    return RenderedEcg(ecg, beat_t, qrs, kinds)
+
+
+def _add_waves(
+    ecg: np.ndarray,
+    beat_t: np.ndarray,
+    window: np.ndarray,
+    mu_s: np.ndarray | float,
+    sd_s: np.ndarray | float,
+    amp_mv: np.ndarray,
+) -> None:
+    """Add one Gaussian wave per beat to ``ecg`` (in place), evaluated over ``window`` samples.
+
+    ``mu_s`` (offset from the beat time) and ``sd_s`` (width) are in s, per beat or shared;
+    ``amp_mv`` per beat.
+    """
+    anchor = np.floor(beat_t * FS_HZ).astype(np.int64)
+    idx = anchor[:, None] + window[None, :]
+    rel_s = idx / FS_HZ - beat_t[:, None]
+    mu, sd = np.reshape(mu_s, (-1, 1)), np.reshape(sd_s, (-1, 1))
+    values = amp_mv[:, None] * np.exp(-0.5 * ((rel_s - mu) / sd) ** 2)
+    keep = (idx >= 0) & (idx < ecg.size)
+    ecg += np.bincount(idx[keep], weights=values[keep], minlength=ecg.size)
 
 
 def _render_beats(
-    rng: np.random.Generator,
+    draws: _BeatDraws,
     beat_t: np.ndarray,
+    kinds: np.ndarray,
     rr_s: np.ndarray,
     resp_at_beat: np.ndarray,
     phys: Physiology,
     n: int,
 ) -> np.ndarray:
-    """Sum-of-Gaussians P-QRS-T beats at sub-sample R times, respiration-modulated, in mV."""
+    """Sum-of-Gaussians beats at sub-sample R times, respiration-modulated, in mV.
+
+    Sinus and atrial premature beats get the record's P-QRS-T (an atrial beat its ectopic P);
+    ventricular ones the record's ventricular QRS and discordant T, without a P wave.
+    """
     offset, width, amp = phys.morphology.T
     # QT and PR scale roughly with sqrt(RR) (Bazett); QRS duration does not.
-    stretch = np.sqrt(np.clip(rr_s, 0.4, 1.6))[:, None]
+    stretch = np.sqrt(np.clip(rr_s, 0.4, 1.6))
     rate_scaled = np.array([True, False, False, False, True])
     # EDR: the QRS (and, less, T) amplitude follows respiration through the heart's electrical
     # axis and thoracic impedance; 2 % beat-to-beat jitter.
     qrs_gain = (1.0 + phys.edr_gain * resp_at_beat) * (
-        1.0 + 0.02 * rng.standard_normal(len(beat_t))
+        1.0 + 0.02 * draws.standard_normal(len(beat_t))
     )
     t_gain = 1.0 + 0.5 * phys.edr_gain * resp_at_beat
-    gains = [np.ones_like(qrs_gain), qrs_gain, qrs_gain, qrs_gain, t_gain]
+    p_gain = np.where(kinds == PAC, phys.ectopy.pac_p_gain, 1.0)
+    gains = [p_gain, qrs_gain, qrs_gain, qrs_gain, t_gain]
 
-    anchor = np.floor(beat_t * FS_HZ).astype(np.int64)
     ecg = np.zeros(n)
-    for window, waves in zip(_WAVE_WINDOWS, _WAVES_IN_WINDOW):
-        idx = anchor[:, None] + window[None, :]
-        rel_s = idx / FS_HZ - beat_t[:, None]
-        values = np.zeros(idx.shape)
-        for w in waves:
-            mu = offset[w] * (stretch if rate_scaled[w] else 1.0)
-            sd = width[w] * (stretch if w == 4 else 1.0)
-            values += (amp[w] * gains[w])[:, None] * np.exp(-0.5 * ((rel_s - mu) / sd) ** 2)
-        keep = (idx >= 0) & (idx < n)
-        ecg += np.bincount(idx[keep], weights=values[keep], minlength=n)
+    sup = kinds != PVC  # supraventricular: sinus and atrial premature beats
+    for w, window in enumerate(_WAVE_WINDOWS):
+        mu = offset[w] * (stretch[sup] if rate_scaled[w] else 1.0)
+        sd = width[w] * (stretch[sup] if w == 4 else 1.0)
+        _add_waves(ecg, beat_t[sup], window, mu, sd, amp[w] * gains[w][sup])
+    pvc = ~sup
+    pvc_offset, pvc_width, pvc_amp = phys.ectopy.pvc_morphology.T
+    for w, window in enumerate(_PVC_WINDOWS):
+        gain = (t_gain if w == 2 else qrs_gain)[pvc]
+        _add_waves(ecg, beat_t[pvc], window, pvc_offset[w], pvc_width[w], pvc_amp[w] * gain)
     return ecg
 
 
@@ -276,14 +361,22 @@ def _emg_envelope(
 
 
 def _detect(
-    rng: np.random.Generator, beat_t: np.ndarray, emg_env: np.ndarray, bursts: np.ndarray, n: int
+    rng: np.random.Generator,
+    draws: _BeatDraws,
+    beat_t: np.ndarray,
+    emg_env: np.ndarray,
+    bursts: np.ndarray,
+    n: int,
 ) -> np.ndarray:
-    """Machine-style R-peak detections: ±1-sample jitter, misses and false beats in EMG bursts."""
+    """Machine-style R-peak detections: ±1-sample jitter, misses and false beats in EMG bursts.
+
+    Every beat is detected alike, ectopic or not (the real annotator labelled them all ``N``).
+    """
     r = np.rint(beat_t * FS_HZ).astype(np.int64)
     r = r[(r >= 0) & (r < n)]
-    r += np.where(rng.random(r.size) < 0.2, rng.integers(-1, 2, r.size), 0)
+    r += np.where(draws.random(r.size) < 0.2, draws.integers(-1, 2, r.size), 0)
     noisy = emg_env[np.clip(r, 0, n - 1)] > 0.5
-    r = r[rng.random(r.size) >= np.where(noisy, 0.05, 0.0005)]
+    r = r[draws.random(r.size) >= np.where(noisy, 0.05, 0.0005)]
     false_counts = rng.poisson(0.3, len(bursts))
     false_t = np.concatenate(
         [rng.uniform(a, b, c) for (a, b), c in zip(bursts, false_counts)] + [np.zeros(0)]

@@ -10,7 +10,9 @@ One record's timeline, before any signal exists:
 - the per-minute labels follow from the episodes: ``A`` when most of the minute lies inside one
   (:func:`label_minutes`);
 - heart-rate surges outside episodes: spontaneous arousals with a sigh and trains of periodic limb
-  movements (:func:`draw_arousals`).
+  movements (:func:`draw_arousals`);
+- premature beats among the sinus beats, once those are laid out: ventricular beats with a
+  compensatory pause and atrial beats that reset the sinus node (:func:`place_ectopic_beats`).
 
 The ECG that realises the timeline is :mod:`~sleepbench.tasks.apnea_ecg.synth_ecg`.
 """
@@ -25,7 +27,11 @@ import numpy as np
 from sleepbench.tasks.apnea_ecg.synth_physiology import APNEA_FRACTION_RANGE, Physiology
 
 __all__ = [
+    "BEAT_SYMBOLS",
     "MINUTE_S",
+    "PAC",
+    "PVC",
+    "SINUS",
     "Arousals",
     "Cycles",
     "apnea_minute_count",
@@ -33,6 +39,7 @@ __all__ = [
     "draw_arousals",
     "draw_cycles",
     "label_minutes",
+    "place_ectopic_beats",
 ]
 
 #: Length of one labelled minute in seconds.
@@ -40,6 +47,10 @@ MINUTE_S: Final = 60.0
 # An episode edge is drawn within this many seconds of a minute boundary; below 30 s, so a minute
 # is labelled A exactly when most of it lies inside an episode.
 _EDGE_JITTER_S: Final = 12.0
+#: Beat kinds: sinus, premature ventricular, premature atrial.
+SINUS, PVC, PAC = 0, 1, 2
+#: MIT-BIH annotation symbol of each beat kind (``N``, ``V``, ``A``), indexed by kind.
+BEAT_SYMBOLS: Final = np.array(["N", "V", "A"])
 
 
 @dataclass(frozen=True)
@@ -243,3 +254,54 @@ def draw_arousals(
         [rng.uniform(0.3, 0.8, spontaneous.size), rng.uniform(0.3, 0.7, plm.size)]
     )
     return Arousals(onsets, heights, np.sort(spontaneous))
+
+
+def place_ectopic_beats(
+    rng: np.random.Generator, phase: np.ndarray, end_phase: float, hours: float, phys: Physiology
+) -> tuple[np.ndarray, np.ndarray]:
+    """Turn some sinus beats into premature ventricular and atrial beats.
+
+    Beats live in phase units: the sinus node fires whenever the integrated heart rate (in beats)
+    crosses ``k + u``, so an interval of 1 is the running RR whatever the rate does. A ventricular
+    beat comes at a coupling of 0.55-0.82 of the running RR and leaves the sinus node alone: its
+    next sinus beat is blocked and the one after comes on time, a fully compensatory pause (the
+    two intervals add up to two RR). An atrial beat resets the sinus node, which fires one RR plus
+    :attr:`Ectopy.pac_reset_delay` later and keeps that phase: every later beat moves earlier,
+    the pause is not compensatory, and a few sinus beats fit in at the end of the record. Ectopic
+    beats are isolated (no couplets); bigeminy (every other beat) can occur.
+
+    Args:
+        rng: the ectopy stream (:func:`~sleepbench.tasks.apnea_ecg.synth_physiology.ectopy_rng`).
+        phase: sinus beat phases, increasing by 1 (beats).
+        end_phase: phase at the end of the record (beats); no beat at or after it.
+        hours: record length (h), to turn the hourly rates into counts.
+        phys: the record's constants (:attr:`Physiology.ectopy`).
+
+    Returns:
+        Beat phases (beats, increasing) and the kind of each beat (:data:`SINUS`, :data:`PVC`,
+        :data:`PAC`, int8).
+    """
+    ect = phys.ectopy
+    n = phase.size
+    n_pvc, n_pac = rng.poisson(ect.pvc_per_h * hours), rng.poisson(ect.pac_per_h * hours)
+    # Candidates have a sinus beat on either side; the later draws give way to the earlier.
+    chosen = rng.choice(max(n - 2, 0), size=min(n_pvc + n_pac, max(n - 2, 0)), replace=False) + 1
+    kind = np.zeros(n, dtype=np.int8)
+    for rank, i in enumerate(chosen):
+        if not kind[i - 1 : i + 2].any():
+            kind[i] = PVC if rank < n_pvc else PAC
+    pvc, pac = np.flatnonzero(kind == PVC), np.flatnonzero(kind == PAC)
+    pvc_coupling = np.clip(ect.pvc_coupling + 0.03 * rng.standard_normal(pvc.size), 0.55, 0.82)
+    pac_coupling = np.clip(ect.pac_coupling + 0.04 * rng.standard_normal(pac.size), 0.5, 0.85)
+    reset = np.clip(ect.pac_reset_delay * rng.uniform(0.5, 1.5, pac.size), 0.0, 1.0 - pac_coupling)
+    # Each atrial reset moves every later beat by coupling + delay - 1 (<= 0) beats.
+    shift = np.zeros(n)
+    np.add.at(shift, pac + 1, pac_coupling + reset - 1.0)
+    out = phase + np.cumsum(shift)
+    out[pvc] = out[pvc - 1] + pvc_coupling
+    out[pac] = out[pac - 1] + pac_coupling
+    if n:
+        extra = out[-1] + np.arange(1, int(np.ceil(end_phase - out[-1])) + 1)
+        out = np.concatenate([out, extra[extra < end_phase]])
+        kind = np.concatenate([kind, np.full(out.size - n, SINUS, dtype=np.int8)])
+    return out, kind

@@ -5,6 +5,10 @@ same class still differ the way real subjects do (resting heart rate, how strong
 slows and an arousal speeds the heart, EDR gain and sign, noise levels, beat shape). The event
 timeline is :mod:`~sleepbench.tasks.apnea_ecg.synth_events`, the ECG that realises it
 :mod:`~sleepbench.tasks.apnea_ecg.synth_ecg`.
+
+The ectopy constants (premature ventricular and atrial beat rates, coupling, the ventricular beat's
+shape) come from a separate stream, :func:`ectopy_rng`, so adding them left every other draw, and
+with it the event timeline and the sinus beats, as it was.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Final
 
 import numpy as np
 
-__all__ = ["APNEA_FRACTION_RANGE", "Physiology", "draw_physiology"]
+__all__ = ["APNEA_FRACTION_RANGE", "Ectopy", "Physiology", "draw_physiology", "ectopy_rng"]
 
 #: Share of apnea minutes per record class (C is half-open: strictly below 2 %).
 APNEA_FRACTION_RANGE: Final[Mapping[str, tuple[float, float]]] = {
@@ -23,6 +27,29 @@ APNEA_FRACTION_RANGE: Final[Mapping[str, tuple[float, float]]] = {
     "B": (0.05, 0.15),
     "C": (0.0, 0.02),
 }
+# Spawn key of the ectopy stream below the record's seed sequence ("EC70").
+_ECTOPY_KEY: Final = 0xEC70
+
+
+@dataclass(frozen=True)
+class Ectopy:
+    """Per-record premature beats (units in the names).
+
+    Premature ventricular (``pvc_per_h``) and atrial (``pac_per_h``) beats per hour; the mean
+    coupling of each (premature interval as a fraction of the running RR); the lengthening of the
+    cycle after an atrial beat (fraction of RR: the pause is one RR plus this, shorter than
+    compensatory); the gain of the ectopic P wave relative to the sinus P.
+    """
+
+    pvc_per_h: float
+    pac_per_h: float
+    pvc_coupling: float
+    pac_coupling: float
+    pac_reset_delay: float
+    pac_p_gain: float
+    # (3, 3): offset from the fiducial point (s), Gaussian width (s), amplitude (mV) of the main
+    # QRS deflection, its opposite lobe and the T wave of a premature ventricular beat (one focus).
+    pvc_morphology: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -37,7 +64,8 @@ class Physiology:
     hypopneas, amplitude gain of the recovery breaths, EDR gain (signed, relative QRS amplitude
     change per unit respiration) and the respiratory baseline shift. Noise: baseline wander,
     white noise, EMG bursts per hour and their amplitude; spontaneous arousals and trains of
-    periodic limb movements per hour; breath-to-breath amplitude variability.
+    periodic limb movements per hour; breath-to-breath amplitude variability; ``ectopy``: the
+    premature beats (:class:`Ectopy`).
     """
 
     apnea_fraction: float
@@ -64,15 +92,74 @@ class Physiology:
     breath_variability: float
     # (5, 3): offset from R (s, at RR = 1 s), Gaussian width (s), amplitude (mV) of P, Q, R, S, T.
     morphology: np.ndarray
+    ectopy: Ectopy
 
 
-def draw_physiology(rng: np.random.Generator, apnea_class: str) -> Physiology:
+def ectopy_rng(rng: np.random.Generator) -> np.random.Generator:
+    """The record's ectopy stream: a child of ``rng``'s seed sequence, drawn without touching it.
+
+    A pure function of the seed ``rng`` was made from (not of its state), so the ectopy is as
+    reproducible as the rest of the record while ``rng`` keeps its own sequence of draws.
+    """
+    seq = rng.bit_generator.seed_seq
+    child = np.random.SeedSequence(
+        seq.entropy, spawn_key=(*seq.spawn_key, _ECTOPY_KEY), pool_size=seq.pool_size
+    )
+    return np.random.default_rng(child)
+
+
+def _draw_ectopy(rng: np.random.Generator, r_mv: float) -> Ectopy:
+    """A record's :class:`Ectopy` (per hour, fractions of RR, s, mV).
+
+    Args:
+        rng: the ectopy stream (:func:`ectopy_rng`).
+        r_mv: amplitude of the sinus R wave (mV); a ventricular beat is larger.
+    """
+    # Hourly rates are log-normal across people: most records 0-60 per hour, a few with frequent
+    # ectopy (hundreds per hour, as in bigeminy-prone patients), capped at ~10-15 % of beats.
+    pvc_per_h = min(600.0, float(np.exp(rng.normal(np.log(8.0), 1.4))))
+    pac_per_h = min(300.0, float(np.exp(rng.normal(np.log(4.0), 1.3))))
+    # One ventricular focus per record: a wide (QRS ~120-160 ms), large main deflection whose
+    # polarity depends on the focus and the lead, a smaller opposite lobe, and a T wave discordant
+    # to the main deflection (repolarisation follows the abnormal depolarisation path).
+    main = rng.choice([-1.0, 1.0], p=[0.4, 0.6]) * max(r_mv, 0.6) * rng.uniform(1.5, 2.5)
+    pvc = np.array(
+        [
+            # ±2.5 widths of the main lobe span 120-160 ms.
+            [0.0, rng.uniform(0.024, 0.032), main],
+            [
+                rng.choice([-1.0, 1.0]) * rng.uniform(0.045, 0.06),
+                rng.uniform(0.014, 0.02),
+                -rng.uniform(0.15, 0.35) * main,
+            ],
+            [rng.uniform(0.26, 0.34), rng.uniform(0.06, 0.08), -rng.uniform(0.25, 0.45) * main],
+        ]
+    )
+    return Ectopy(
+        pvc_per_h=pvc_per_h,
+        pac_per_h=pac_per_h,
+        pvc_coupling=rng.uniform(0.6, 0.75),
+        pac_coupling=rng.uniform(0.5, 0.68),
+        # The sinus node, reset by the atrial beat, fires again one cycle plus the conduction time
+        # in and out of the node later: a pause longer than one RR, the two intervals adding up
+        # to ~1.5-1.8 RR (less than compensatory).
+        pac_reset_delay=rng.uniform(0.0, 0.08),
+        # The ectopic P wave comes from elsewhere in the atria: smaller, flat or inverted.
+        pac_p_gain=rng.uniform(-0.8, 0.8),
+        pvc_morphology=pvc,
+    )
+
+
+def draw_physiology(
+    rng: np.random.Generator, apnea_class: str, ectopy: np.random.Generator | None = None
+) -> Physiology:
     """Draw one record's constants.
 
     Args:
         rng: source of randomness (the draw order is part of the database's reproducibility).
         apnea_class: ``A``, ``B`` or ``C``; sets the range of ``apnea_fraction``
             (:data:`APNEA_FRACTION_RANGE`) and of ``mean_run_min`` (minutes).
+        ectopy: stream of the ectopy constants; :func:`ectopy_rng` of ``rng`` when omitted.
 
     Returns:
         The record's :class:`Physiology` (bpm, Hz, s, mV as named).
@@ -117,4 +204,5 @@ def draw_physiology(rng: np.random.Generator, apnea_class: str) -> Physiology:
         plm_trains_per_h=rng.uniform(0.0, 1.5),
         breath_variability=rng.uniform(0.08, 0.2),
         morphology=base,
+        ectopy=_draw_ectopy(ectopy_rng(rng) if ectopy is None else ectopy, float(base[2, 2])),
     )

@@ -5,6 +5,7 @@ The physiology of the generated files is measured in ``test_synth_physiology.py`
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sleepbench.io.apnea_ecg_labels import read_apn, read_event1_answers, read_event2_answers
+from sleepbench.tasks.apnea_ecg import synth_ecg as synth_ecg_module
 from sleepbench.tasks.apnea_ecg.synth import (
     FS_HZ,
     SAMPLES_PER_MINUTE,
@@ -28,6 +30,8 @@ from sleepbench.tasks.apnea_ecg.synth import (
     write_apn,
     write_synthetic_apnea_ecg,
 )
+from sleepbench.tasks.apnea_ecg.synth_events import PAC, PVC, SINUS, place_ectopic_beats
+from sleepbench.tasks.apnea_ecg.synth_physiology import draw_physiology
 
 MINUTES = 60
 N_RELEASED, N_WITHHELD = 6, 4
@@ -186,6 +190,62 @@ def test_simulated_record_is_consistent_and_reproducible():
     again = simulate_apnea_ecg_record("a01", "A", minutes, np.random.default_rng(0))
     np.testing.assert_array_equal(record.ecg_mv, again.ecg_mv)
     np.testing.assert_array_equal(record.qrs_samples, again.qrs_samples)
+
+
+def test_ectopic_beats_leave_the_rest_of_the_record_as_it_was(monkeypatch):
+    # The ectopy draws from its own stream: without it, the record is the same sinus beats, events
+    # and noise; with it, only the ectopic beats (and, after an atrial beat resets the sinus node,
+    # the later beat times) differ.
+    minutes = 30
+    record = simulate_apnea_ecg_record("a01", "A", minutes, np.random.default_rng(3))
+    monkeypatch.setattr(
+        synth_ecg_module,
+        "place_ectopic_beats",
+        lambda rng, phase, end, hours, phys: (phase, np.zeros(phase.size, dtype=np.int8)),
+    )
+    sinus = simulate_apnea_ecg_record("a01", "A", minutes, np.random.default_rng(3))
+    assert set(sinus.beat_symbols) == {"N"} and {"V", "A"} <= set(record.beat_symbols)
+    np.testing.assert_array_equal(record.event_intervals_s, sinus.event_intervals_s)
+    assert record.minute_labels == sinus.minute_labels
+    first_pac = np.flatnonzero(record.beat_symbols == "A")[0]
+    same = record.beat_symbols[:first_pac] == "N"
+    np.testing.assert_array_equal(
+        record.beat_times_s[:first_pac][same], sinus.beat_times_s[:first_pac][same]
+    )
+    # Far (> 1.5 s) from every ectopic beat and before the first reset, the ECG is unchanged.
+    near = np.zeros(record.ecg_mv.size, dtype=bool)
+    for sample in np.concatenate([record.pvc_samples, record.pac_samples]):
+        near[max(0, sample - 150) : sample + 150] = True
+    far = ~near[: record.pac_samples.min()]
+    np.testing.assert_array_equal(record.ecg_mv[: far.size][far], sinus.ecg_mv[: far.size][far])
+
+
+def test_premature_beats_are_timed_like_ventricular_and_atrial_ectopy():
+    phys = draw_physiology(np.random.default_rng(0), "B")
+    frequent = dataclasses.replace(
+        phys, ectopy=dataclasses.replace(phys.ectopy, pvc_per_h=600.0, pac_per_h=300.0)
+    )
+    sinus = np.arange(4000) + 0.25  # phases: one unit is the running RR
+    phase, kind = place_ectopic_beats(np.random.default_rng(1), sinus, 4000.0, 1.0, frequent)
+    assert (np.diff(phase) > 0).all() and phase[-1] < 4000.0
+    pvc, pac = np.flatnonzero(kind == PVC), np.flatnonzero(kind == PAC)
+    assert 450 < pvc.size < 650 and 200 < pac.size < 330
+    assert not (np.diff(np.flatnonzero(kind != SINUS)) == 1).any()  # isolated, no couplets
+    rr = np.diff(phase)
+    eps = 1e-9  # phases are sums of floats
+    # Ventricular: premature at 55-82 % of RR, then a fully compensatory pause.
+    assert ((rr[pvc - 1] >= 0.55 - eps) & (rr[pvc - 1] <= 0.82 + eps)).all()
+    np.testing.assert_allclose(rr[pvc - 1] + rr[pvc], 2.0)
+    # Atrial: premature, then one RR plus the sinus node's conduction delay (non-compensatory);
+    # the reset moves the later beats earlier, so a few sinus beats are added at the end.
+    assert ((rr[pac - 1] >= 0.5 - eps) & (rr[pac - 1] <= 0.85 + eps)).all()
+    assert (
+        (rr[pac] >= 1.0 - eps) & (rr[pac] <= 1.0 + 1.5 * phys.ectopy.pac_reset_delay + eps)
+    ).all()
+    assert (rr[pac - 1] + rr[pac] < 2.0).all()
+    assert phase.size > sinus.size
+    sinus_rr = rr[(kind[:-1] == SINUS) & (kind[1:] == SINUS)]
+    np.testing.assert_allclose(sinus_rr, 1.0)
 
 
 @pytest.mark.parametrize(("apnea_class", "minutes"), [("D", 5), ("A", 0)])
