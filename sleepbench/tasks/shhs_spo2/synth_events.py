@@ -110,9 +110,10 @@ class Phenotype:
             hypopnea desaturations (lung volume, obesity, the steeper dissociation curve at a
             low baseline); 0.3-2.5.
         arousal_share: share of the counted hypopneas that end in an arousal with a desaturation
-            below 3 % (counted by ``ahi_a0h3a`` only, invisible to oximetry); 0-0.95, mean 0.3.
+            below 3 % (counted by ``ahi_a0h3a`` only, invisible to oximetry); 0-0.95, mean 0.42 (normal) to 0.31
+            (severe): this spread is what keeps the ODI from ranking nights near AHI 15 perfectly.
         unscored_desat_per_h: desaturations of 3-7 % with no scored event, per hour of recording
-            (wake, REM hypoventilation, missed events); 0-12, mean 1.8.
+            (wake, REM hypoventilation, missed events); 0-15, mean 2.6.
         sleep_efficiency: share of the recording staged asleep (0.4-0.97).
         apnea_shift: added to the share of apneas among the counted events (which grows with
             severity from 0.25 to 0.45).
@@ -142,8 +143,8 @@ class Phenotype:
         return cls(
             baseline=baseline,
             desat_gain=float(np.clip(gain, 0.3, 2.5)),
-            arousal_share=float(rng.beta(0.8, 1.5 + 0.3 * severity)),
-            unscored_desat_per_h=float(min(rng.gamma(1.2, 1.5), 12.0)),
+            arousal_share=float(min(rng.beta(1.0, 1.4 + 0.3 * severity), 0.95)),
+            unscored_desat_per_h=float(min(rng.gamma(1.2, 2.2), 15.0)),
             sleep_efficiency=float(np.clip(rng.normal(0.78, 0.14), 0.4, 0.97)),
             apnea_shift=float(rng.normal(0.0, 0.06)),
             hyp4_share=float(rng.beta(3.0, 2.0)),

@@ -235,9 +235,10 @@ def test_ahi_values_crowd_the_cutoffs(dataset) -> None:
     ahi = np.array([r.ahi_a0h3a for r in dataset[1]])
     rel = np.min(np.abs(ahi[:, None] - np.array(CUTS)[None, :]) / np.array(CUTS), axis=1)
     assert np.mean(rel < 0.2) >= 0.3
+    # ~68 nights: about two expected within 20 % on each side of each cut-off, so at least one
     for cut in CUTS:
-        assert np.sum((ahi >= 0.8 * cut) & (ahi < cut)) >= 2, cut
-        assert np.sum((ahi >= cut) & (ahi < 1.2 * cut)) >= 2, cut
+        assert np.sum((ahi >= 0.8 * cut) & (ahi < cut)) >= 1, cut
+        assert np.sum((ahi >= cut) & (ahi < 1.2 * cut)) >= 1, cut
     assert ahi.min() < 2.0 and ahi.max() > 40.0
 
 
@@ -363,13 +364,21 @@ def test_long_wake_periods(nights) -> None:
     assert sum(x >= 20 for x in waso) >= 5 and sum(x >= 30 for x in latency) >= 5
 
 
-def test_baselines_span_90_to_99(nights) -> None:
+def test_baselines_span_90_to_99(nights, tmp_path_factory) -> None:
     """The awake-and-asleep SpO2 level (90th percentile of valid samples) ranges over 90-99 %
     between participants and is lower on average in severe disease."""
     level = np.array([np.percentile(n.raw[(n.raw >= 50) & (n.raw <= 100)], 90) for n in nights])
     assert level.min() <= 93 and level.max() >= 98 and level.min() >= 89
-    severity = np.array([n.rec.severity for n in nights])
-    assert level[severity == 3].mean() < level[severity == 0].mean()
+    # the severity trend is ~1.7 % against a 1.9 % spread between people: measured on 120
+    # one-hour participants (and their follow-ups), as ~17 nights a class can show no trend
+    root = tmp_path_factory.mktemp("shhs_baselines")
+    level, severity = [], []
+    for rec in write_synthetic_shhs(root, n_subjects=120, hours=1.0, seed=0):
+        raw = np.round(read_edf(rec.edf_path, {"spo2": ["SaO2"]}).signals["spo2"].data, 2)
+        level.append(np.percentile(raw[(raw >= 50) & (raw <= 100)], 90))
+        severity.append(rec.severity)
+    level, severity = np.array(level), np.array(severity)
+    assert level[severity == 3].mean() < level[severity == 0].mean() - 0.5
 
 
 def test_artefact_dropouts(nights) -> None:
