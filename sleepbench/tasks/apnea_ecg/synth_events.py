@@ -11,6 +11,10 @@ One record's timeline, before any signal exists:
   (:func:`label_minutes`);
 - heart-rate surges outside episodes: spontaneous arousals with a sigh and trains of periodic limb
   movements (:func:`draw_arousals`);
+- confounders, from the record's own stream so that all of the above stays as it was: how strongly
+  each event slows and speeds the heart (:func:`scale_cycles`: blunted in some subjects, weaker
+  after hypopneas), clusters of periodic limb movements with cyclic surges and no apnea, and the
+  phasic heart-rate swings of REM sleep (:func:`add_confounder_surges`);
 - premature beats among the sinus beats, once those are laid out: ventricular beats with a
   compensatory pause and atrial beats that reset the sinus node (:func:`place_ectopic_beats`).
 
@@ -19,7 +23,7 @@ The ECG that realises the timeline is :mod:`~sleepbench.tasks.apnea_ecg.synth_ec
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -34,12 +38,14 @@ __all__ = [
     "SINUS",
     "Arousals",
     "Cycles",
+    "add_confounder_surges",
     "apnea_minute_count",
     "draw_apnea_runs",
     "draw_arousals",
     "draw_cycles",
     "label_minutes",
     "place_ectopic_beats",
+    "scale_cycles",
 ]
 
 #: Length of one labelled minute in seconds.
@@ -78,8 +84,9 @@ class Arousals(NamedTuple):
     """Heart-rate surges outside apnea episodes.
 
     Attributes:
-        onsets_s: surge onsets (s), spontaneous arousals then limb movements, unsorted.
-        heights_bpm: surge heights (bpm), one per onset.
+        onsets_s: surge onsets (s), spontaneous arousals, limb movements, then the confounders of
+            :func:`add_confounder_surges`; unsorted.
+        heights_bpm: surge heights (bpm, negative for a deceleration), one per onset.
         sigh_onsets_s: onsets (s) of the sighs that come with spontaneous arousals, sorted.
     """
 
@@ -254,6 +261,73 @@ def draw_arousals(
         [rng.uniform(0.3, 0.8, spontaneous.size), rng.uniform(0.3, 0.7, plm.size)]
     )
     return Arousals(onsets, heights, np.sort(spontaneous))
+
+
+def scale_cycles(rng: np.random.Generator, cycles: Cycles, phys: Physiology) -> Cycles:
+    """The cycles with each event's bradycardia and surge scaled; timing and depth unchanged.
+
+    A log-normal factor per event (mean 1, log-sd :attr:`Confounders.event_gain_sd`): obstructions
+    and the arousals that end them differ in strength, so some events barely move the heart rate.
+    Hypopneas, with residual breathing and a weaker arousal, move it less again (x0.6).
+
+    Args:
+        rng: the confounder stream
+            (:func:`~sleepbench.tasks.apnea_ecg.synth_physiology.confounder_rng`).
+        cycles: the record's cycles (bpm).
+        phys: the record's constants (:attr:`Physiology.confounders`).
+    """
+    conf, n = phys.confounders, cycles.start.size
+    sd = conf.event_gain_sd
+    gain = np.exp(sd * rng.standard_normal(n) - 0.5 * sd**2)
+    gain *= np.where(cycles.depth >= 0.3, 0.6, 1.0)
+    return replace(cycles, surge=cycles.surge * gain, brady=cycles.brady * gain)
+
+
+def add_confounder_surges(
+    rng: np.random.Generator, arousals: Arousals, cycles: Cycles, total_s: float, phys: Physiology
+) -> Arousals:
+    """``arousals`` plus the heart-rate swings of limb-movement clusters and of REM sleep.
+
+    Periodic limb movements come in clusters of 5-30 minutes, one movement every
+    :attr:`Confounders.plms_period_s` (20-40 s, ±10 %), each with a surge and no breathing change,
+    at least 30 s from any apnea episode: cyclic heart rate in normal minutes, the classic false
+    positive of heart-rate apnea detectors. REM periods come every 80-110 minutes, 10-20 minutes
+    long plus 5 per earlier period (REM grows through the night); their phasic bursts (Poisson)
+    speed the heart or, less often, slow it, inside apnea episodes or not.
+
+    Args:
+        rng: the confounder stream, continued after :func:`scale_cycles`.
+        arousals: the record's arousals (:func:`draw_arousals`).
+        cycles: the record's cycles (s).
+        total_s: record length (s).
+        phys: the record's constants (:attr:`Physiology.confounders`).
+
+    Returns:
+        The arousals with the new onsets (s) and heights (bpm) appended; sighs unchanged.
+    """
+    conf = phys.confounders
+    clusters = [np.zeros(0)]
+    for _ in range(rng.poisson(conf.plms_clusters_per_h * total_s / 3600.0)):
+        start, length = rng.uniform(0.0, total_s), rng.uniform(300.0, 1800.0)
+        period = conf.plms_period_s * rng.uniform(0.9, 1.1)
+        n = int(length // period)
+        clusters.append(start + period * np.arange(n) + rng.uniform(-2.0, 2.0, n))
+    plm = np.concatenate(clusters)
+    plm = plm[(plm < total_s) & _far_from(plm, cycles.start, cycles.end, 30.0)]
+    plm_bpm = conf.plms_surge_bpm * rng.uniform(0.7, 1.3, plm.size)
+    bursts = [np.zeros(0)]
+    starts = np.arange(conf.rem_first_min, total_s / MINUTE_S, conf.rem_cycle_min) * MINUTE_S
+    for i, start in enumerate(starts):
+        length = (rng.uniform(10.0, 20.0) + 5.0 * i) * MINUTE_S
+        n = rng.poisson(conf.rem_bursts_per_min * length / MINUTE_S)
+        bursts.append(rng.uniform(start, min(start + length, total_s), n))
+    rem = np.concatenate(bursts)
+    rem_bpm = conf.rem_bpm * rng.uniform(-0.5, 1.0, rem.size)
+    return Arousals(
+        np.concatenate([arousals.onsets_s, plm, rem]),
+        np.concatenate([arousals.heights_bpm, plm_bpm, rem_bpm]),
+        arousals.sigh_onsets_s,
+    )
 
 
 def place_ectopic_beats(

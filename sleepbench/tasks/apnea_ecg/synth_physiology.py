@@ -8,7 +8,10 @@ timeline is :mod:`~sleepbench.tasks.apnea_ecg.synth_events`, the ECG that realis
 
 The ectopy constants (premature ventricular and atrial beat rates, coupling, the ventricular beat's
 shape) come from a separate stream, :func:`ectopy_rng`, so adding them left every other draw, and
-with it the event timeline and the sinus beats, as it was.
+with it the event timeline and the sinus beats, as it was. The confounders (:class:`Confounders`:
+how strongly the subject's heart rate answers an event, periodic limb movements, REM sleep) come
+from another one, :func:`confounder_rng`, for the same reason: the event timeline and the minute
+labels did not move when they were added.
 """
 
 from __future__ import annotations
@@ -19,7 +22,15 @@ from typing import Final
 
 import numpy as np
 
-__all__ = ["APNEA_FRACTION_RANGE", "Ectopy", "Physiology", "draw_physiology", "ectopy_rng"]
+__all__ = [
+    "APNEA_FRACTION_RANGE",
+    "Confounders",
+    "Ectopy",
+    "Physiology",
+    "confounder_rng",
+    "draw_physiology",
+    "ectopy_rng",
+]
 
 #: Share of apnea minutes per record class (C is half-open: strictly below 2 %).
 APNEA_FRACTION_RANGE: Final[Mapping[str, tuple[float, float]]] = {
@@ -27,8 +38,9 @@ APNEA_FRACTION_RANGE: Final[Mapping[str, tuple[float, float]]] = {
     "B": (0.05, 0.15),
     "C": (0.0, 0.02),
 }
-# Spawn key of the ectopy stream below the record's seed sequence ("EC70").
+# Spawn keys of the ectopy and confounder streams below the record's seed sequence.
 _ECTOPY_KEY: Final = 0xEC70
+_CONFOUNDER_KEY: Final = 0xC0F0
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,31 @@ class Ectopy:
 
 
 @dataclass(frozen=True)
+class Confounders:
+    """Per-record sources of heart-rate cycling that hides apnea or mimics it (units in the names).
+
+    ``event_gain_sd`` (log-sd) varies the bradycardia and surge from event to event (depth of the
+    obstruction, strength of the arousal), on top of the record's own sizes
+    (:attr:`Physiology.brady_bpm`, :attr:`Physiology.surge_bpm`, which already span ~3x between
+    subjects: age, autonomic neuropathy and beta-blockers blunt the cyclic variation). Periodic limb
+    movements in sleep (PLMS, half of the records have none): ``plms_clusters_per_h`` clusters of
+    5-30 minutes per hour, a movement every ``plms_period_s`` with a heart-rate surge of about
+    ``plms_surge_bpm`` and no breathing change. REM sleep: periods every
+    ``rem_cycle_min`` from ``rem_first_min`` on, in which phasic bursts (``rem_bursts_per_min``)
+    speed or slow the heart by up to ``rem_bpm``, apnea or not.
+    """
+
+    event_gain_sd: float
+    plms_clusters_per_h: float
+    plms_period_s: float
+    plms_surge_bpm: float
+    rem_first_min: float
+    rem_cycle_min: float
+    rem_bursts_per_min: float
+    rem_bpm: float
+
+
+@dataclass(frozen=True)
 class Physiology:
     """Per-record physiological constants (units in the names).
 
@@ -65,7 +102,7 @@ class Physiology:
     change per unit respiration) and the respiratory baseline shift. Noise: baseline wander,
     white noise, EMG bursts per hour and their amplitude; spontaneous arousals and trains of
     periodic limb movements per hour; breath-to-breath amplitude variability; ``ectopy``: the
-    premature beats (:class:`Ectopy`).
+    premature beats (:class:`Ectopy`); ``confounders``: :class:`Confounders`.
     """
 
     apnea_fraction: float
@@ -93,19 +130,51 @@ class Physiology:
     # (5, 3): offset from R (s, at RR = 1 s), Gaussian width (s), amplitude (mV) of P, Q, R, S, T.
     morphology: np.ndarray
     ectopy: Ectopy
+    confounders: Confounders
 
 
-def ectopy_rng(rng: np.random.Generator) -> np.random.Generator:
-    """The record's ectopy stream: a child of ``rng``'s seed sequence, drawn without touching it.
+def _child_rng(rng: np.random.Generator, key: int) -> np.random.Generator:
+    """A child of ``rng``'s seed sequence under spawn key ``key``, drawn without touching ``rng``.
 
-    A pure function of the seed ``rng`` was made from (not of its state), so the ectopy is as
+    A pure function of the seed ``rng`` was made from (not of its state), so the child stream is as
     reproducible as the rest of the record while ``rng`` keeps its own sequence of draws.
     """
     seq = rng.bit_generator.seed_seq
     child = np.random.SeedSequence(
-        seq.entropy, spawn_key=(*seq.spawn_key, _ECTOPY_KEY), pool_size=seq.pool_size
+        seq.entropy, spawn_key=(*seq.spawn_key, key), pool_size=seq.pool_size
     )
     return np.random.default_rng(child)
+
+
+def ectopy_rng(rng: np.random.Generator) -> np.random.Generator:
+    """The record's ectopy stream (a child of ``rng``'s seed sequence, ``rng`` untouched)."""
+    return _child_rng(rng, _ECTOPY_KEY)
+
+
+def confounder_rng(rng: np.random.Generator) -> np.random.Generator:
+    """The record's confounder stream (a child of ``rng``'s seed sequence, ``rng`` untouched)."""
+    return _child_rng(rng, _CONFOUNDER_KEY)
+
+
+def _draw_confounders(rng: np.random.Generator) -> Confounders:
+    """A record's :class:`Confounders` (log-sd, per hour, s, bpm, min), from its own stream."""
+    return Confounders(
+        # A log-sd of 0.3-0.5: with the hypopneas' x0.6, one event in five moves the heart rate by
+        # under half its typical amount (calibrated with the classical peer on seeds 0-2: minute
+        # accuracy ~0.88, AUROC ~0.94 on average).
+        event_gain_sd=rng.uniform(0.3, 0.5),
+        # PLMS in half of the records (common in older and in apnoeic subjects alike), a cluster
+        # every 2-5 hours; the surges are those of a limb movement with a cortical arousal.
+        plms_clusters_per_h=rng.uniform(0.2, 0.45) if rng.random() < 0.5 else 0.0,
+        plms_period_s=rng.uniform(20.0, 40.0),
+        plms_surge_bpm=rng.uniform(5.0, 15.0),
+        # REM every ~90 minutes after a first one 60-110 minutes in; its phasic bursts (eye
+        # movements, twitches) come with irregular heart-rate swings of a few bpm.
+        rem_first_min=rng.uniform(60.0, 110.0),
+        rem_cycle_min=rng.uniform(80.0, 110.0),
+        rem_bursts_per_min=rng.uniform(1.0, 3.0),
+        rem_bpm=rng.uniform(3.0, 8.0),
+    )
 
 
 def _draw_ectopy(rng: np.random.Generator, r_mv: float) -> Ectopy:
@@ -151,7 +220,10 @@ def _draw_ectopy(rng: np.random.Generator, r_mv: float) -> Ectopy:
 
 
 def draw_physiology(
-    rng: np.random.Generator, apnea_class: str, ectopy: np.random.Generator | None = None
+    rng: np.random.Generator,
+    apnea_class: str,
+    ectopy: np.random.Generator | None = None,
+    confounders: np.random.Generator | None = None,
 ) -> Physiology:
     """Draw one record's constants.
 
@@ -160,6 +232,8 @@ def draw_physiology(
         apnea_class: ``A``, ``B`` or ``C``; sets the range of ``apnea_fraction``
             (:data:`APNEA_FRACTION_RANGE`) and of ``mean_run_min`` (minutes).
         ectopy: stream of the ectopy constants; :func:`ectopy_rng` of ``rng`` when omitted.
+        confounders: stream of the confounder constants; :func:`confounder_rng` of ``rng`` when
+            omitted.
 
     Returns:
         The record's :class:`Physiology` (bpm, Hz, s, mV as named).
@@ -205,4 +279,5 @@ def draw_physiology(
         breath_variability=rng.uniform(0.08, 0.2),
         morphology=base,
         ectopy=_draw_ectopy(ectopy_rng(rng) if ectopy is None else ectopy, float(base[2, 2])),
+        confounders=_draw_confounders(confounder_rng(rng) if confounders is None else confounders),
     )
