@@ -1,8 +1,8 @@
 """Confounders of the synthetic Apnea-ECG database: heart-rate cycling that is not apnea, and apnea
 whose heart-rate cycling is weak.
 
-Measured, like ``test_synth_physiology.py``, on the written files of the default plan (8 released +
-4 withheld records of 240 minutes, seed 0): R peaks from ``.qrs``, labels from ``.apn`` and
+Measured, like ``test_synth_physiology.py``, on the written files of an 8 released + 4 withheld
+plan of 240-minute records, seed 0: R peaks from ``.qrs``, labels from ``.apn`` and
 ``event-2-answers``. Only the R peaks are read (the ECG is not needed here), so the module is quick.
 """
 
@@ -32,7 +32,7 @@ from sleepbench.tasks.apnea_ecg.synth_physiology import confounder_rng, draw_phy
 N_RELEASED, N_WITHHELD, MINUTES, SEED = 8, 4, 240, 0
 HR_FS = 2.0  # Hz, evenly resampled heart rate
 WINDOW_MIN = 5  # minutes of heart rate per periodicity test
-# sha256 of "<record> <labels>\n" over the default plan's records, measured before the confounders
+# sha256 of "<record> <labels>\n" over that plan's records, measured before the confounders
 # were added: they draw from their own stream and must leave the labels as they were.
 DEFAULT_LABELS_SHA256 = "172739ddd47b4a208932b81b702ebd2bc3b85032b4226cb4be7699821f328d88"
 
