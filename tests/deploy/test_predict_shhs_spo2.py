@@ -24,12 +24,12 @@ from tests.deploy.runs import write_run
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """One synthetic SHHS1 night of 2 h: its EDF and NSRR XML."""
+    """One synthetic SHHS1 night of 2 h with scored events: its EDF and NSRR XML (the severe
+    one of four participants, so the events track is never empty)."""
     root = tmp_path_factory.mktemp("shhs")
-    write_synthetic_shhs(root, n_subjects=1, visits=("shhs1",), hours=2.0, seed=3)
-    (edf,) = root.rglob("*.edf")
-    (xml,) = root.rglob("*-nsrr.xml")
-    return edf, xml
+    records = write_synthetic_shhs(root, n_subjects=4, visits=("shhs1",), hours=2.0, seed=3)
+    severe = max(records, key=lambda r: r.ahi_a0h3a)
+    return Path(severe.edf_path), Path(severe.xml_path)
 
 
 @pytest.fixture(scope="module")
