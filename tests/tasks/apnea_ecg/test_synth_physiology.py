@@ -4,7 +4,7 @@ Every figure comes from what a user of the database reads back (the ECG with ``w
 R peaks from ``.qrs``, labels from ``.apn`` and ``event-2-answers``, classes from
 ``event-1-answers``), never from the generator's internals, so the tests check what an apnea
 detector would see. The database has 8 released + 4 withheld records of 240 minutes (the
-default plan before it grew to 12 + 8; the same generator, at two thirds of the cost): class A
+default plan before it grew to 12 + 8; the same generator, three fifths of the records): class A
 needs at least 100 apnea minutes, so shorter records cannot show all three classes.
 """
 
