@@ -49,13 +49,13 @@ from sleepbench.tasks.shhs_spo2.synth_events import (
     SEVERITY_CUTS,
     Phenotype,
     draw_target_ahi,
-    hypnogram_with_wake,
     plan_events,
     respiratory_and_arousal_events,
     severity_class,
     spontaneous_arousals,
 )
 from sleepbench.tasks.shhs_spo2.synth_spo2 import synth_oximetry
+from sleepbench.tasks.shhs_spo2.synth_stages import hypnogram_with_wake
 from sleepbench.tasks.sleep_edf.synth import EPOCH_S
 
 __all__ = [

@@ -11,8 +11,9 @@ One night's *plan*, before any signal exists:
   5 / 15 / 30 cut-offs (:func:`draw_target_ahi`); the realised AHI (from the scored events, a
   Poisson count per hour of sleep) then lands on either side of a cut-off now and then;
 - stages from :func:`sleepbench.tasks.sleep_edf.synth.synth_hypnogram` with long wake periods
-  added until the night's sleep efficiency is reached (:func:`hypnogram_with_wake`): a long sleep
-  latency, wake after sleep onset in blocks of 5-60 min, early-morning awakening. The AHI is per
+  added until the night's sleep efficiency is reached
+  (:mod:`~sleepbench.tasks.shhs_spo2.synth_stages`): a long sleep latency, wake after sleep
+  onset in blocks of 5-60 min, early-morning awakening. The AHI is per
   hour of *sleep*, the SpO2 recording covers the whole night;
 - apneas and hypopneas of 10-60 s, only in sleep, at least 40 s apart, more in REM and fewer in
   slow-wave sleep (:func:`plan_events`), each with its intended desaturation (depth, fall start,
@@ -31,7 +32,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from sleepbench.recording import Event
-from sleepbench.tasks.sleep_edf.synth import EPOCH_S, synth_hypnogram
+from sleepbench.tasks.shhs_spo2.synth_stages import sleep_runs
+from sleepbench.tasks.sleep_edf.synth import EPOCH_S
 
 __all__ = [
     "CLASS_AHI",
@@ -42,11 +44,9 @@ __all__ = [
     "EventPlan",
     "Phenotype",
     "draw_target_ahi",
-    "hypnogram_with_wake",
     "plan_events",
     "respiratory_and_arousal_events",
     "severity_class",
-    "sleep_runs",
     "spontaneous_arousals",
 ]
 
@@ -110,8 +110,9 @@ class Phenotype:
             hypopnea desaturations (lung volume, obesity, the steeper dissociation curve at a
             low baseline); 0.3-2.5.
         arousal_share: share of the counted hypopneas that end in an arousal with a desaturation
-            below 3 % (counted by ``ahi_a0h3a`` only, invisible to oximetry); 0-0.95, mean 0.42 (normal) to 0.31
-            (severe): this spread is what keeps the ODI from ranking nights near AHI 15 perfectly.
+            below 3 % (counted by ``ahi_a0h3a`` only, invisible to oximetry);
+            0-0.95, mean 0.42 (normal) to 0.31 (severe): the spread keeps the ODI from ranking
+            nights near AHI 15 perfectly.
         unscored_desat_per_h: desaturations of 3-7 % with no scored event, per hour of recording
             (wake, REM hypoventilation, missed events); 0-15, mean 2.6.
         sleep_efficiency: share of the recording staged asleep (0.4-0.97).
@@ -164,58 +165,6 @@ class Phenotype:
                 np.clip(self.sleep_efficiency - rng.normal(0.03, 0.05), 0.4, 0.97)
             ),
         )
-
-
-# --------------------------------------------------------------------------------------------
-# stages
-
-
-def sleep_runs(stages: Sequence[str]) -> list[tuple[int, int]]:
-    """(first, stop) epoch indices of maximal runs of sleep (non-wake) epochs."""
-    sleep = np.array([s != "W" for s in stages])
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], sleep.astype(int), [0]])))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
-
-
-def hypnogram_with_wake(
-    rng: np.random.Generator, n_epochs: int, sleep_efficiency: float, slow_wave: float = 1.0
-) -> list[str]:
-    """R&K stages (``W 1 2 3 4 R``) of a night whose sleep efficiency is about ``sleep_efficiency``.
-
-    The base night is :func:`~sleepbench.tasks.sleep_edf.synth.synth_hypnogram` (movement scored
-    wake, unscorable epochs stage 2, so every reader agrees on total sleep time). The wake it
-    lacks is added as long periods: part lengthens the sleep latency, part ends the night early,
-    the rest is 1-3 blocks of wake after sleep onset of at least 5 min, each followed by a
-    minute of stage 1.
-    """
-    stages = synth_hypnogram(rng, n_epochs, slow_wave=slow_wave)
-    stages = ["W" if s == "M" else "2" if s == "?" else s for s in stages]
-    s = np.array(stages, dtype="<U1")
-    extra = int(round((np.mean(s != "W") - sleep_efficiency) * n_epochs))
-    if extra <= 0:
-        return s.tolist()
-    asleep = np.flatnonzero(s != "W")
-    first, last = int(asleep[0]), int(asleep[-1])
-    shares = rng.dirichlet([1.0, 0.6, 2.0])
-    latency, early = int(extra * shares[0]), int(extra * shares[1])
-    s[first : first + latency] = "W"
-    if early:
-        s[last - early + 1 : last + 1] = "W"
-    waso = extra - latency - early
-    n_blocks = int(np.clip(waso // 10, 0, 3))  # blocks of >= 5 min (10 epochs)
-    if n_blocks:
-        lengths = np.maximum(10, (rng.dirichlet(np.ones(n_blocks)) * waso).astype(int))
-        lo, hi = first + latency + 2, last - early - 2
-        for length in lengths:
-            if hi - lo <= length + 2:
-                break
-            a = int(rng.integers(lo, hi - length - 2))
-            s[a : a + length] = "W"
-            s[a + length : a + length + 2] = "1"
-    # keep some sleep whatever the draw
-    if not np.any(s != "W"):
-        s[n_epochs // 2 : n_epochs // 2 + 20] = "2"
-    return s.tolist()
 
 
 # --------------------------------------------------------------------------------------------
