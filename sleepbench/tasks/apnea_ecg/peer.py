@@ -36,11 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import wfdb
 from threadpoolctl import threadpool_limits
 from wfdb import processing
 
 from sleepbench.errors import RecordingError
+from sleepbench.io.apnea_ecg_labels import read_qrs
 from sleepbench.signal.hrv import minute_features
 from sleepbench.tasks.apnea_ecg.data import FS_HZ, minute_samples, read_ecg_record
 from sleepbench.tasks.apnea_ecg.scoring import score_minutes
@@ -128,11 +128,7 @@ def record_peaks(
     if detector == "qrs" or (detector == "auto" and qrs.exists()):
         if not qrs.exists():
             raise RecordingError(qrs, "no .qrs annotation file (peer.detector=qrs)")
-        try:
-            ann = wfdb.rdann(str(stem), "qrs")
-        except Exception as err:  # wfdb raises plain ValueError/IndexError on a broken file
-            raise RecordingError(qrs, f"unreadable .qrs annotations: {err}") from None
-        return np.unique(np.asarray(ann.sample, dtype=np.int64)), "qrs"
+        return np.unique(read_qrs(stem)), "qrs"  # the task's reader: beat marks only
     x = np.nan_to_num(np.asarray(ecg, dtype=np.float64))
     try:
         found = processing.xqrs_detect(x, fs=fs_hz, verbose=False)
