@@ -44,8 +44,9 @@ from omegaconf import DictConfig
 from sleepbench.cache.build import ProcessedRecord, SourceRecord
 from sleepbench.config import to_plain
 from sleepbench.data.datamodule import CachedDataModule
+from sleepbench.data.samplers import ClassBalancedSampler
 from sleepbench.data.splits import Split, SplitError, holdout_subjects
-from sleepbench.data.windows import WindowIndex
+from sleepbench.data.windows import WindowDataset, WindowIndex
 from sleepbench.errors import RecordingError
 from sleepbench.io.audio import WavInfo, read_wav
 from sleepbench.io.icbhi import (
@@ -294,6 +295,15 @@ class IcbhiDataModule(CachedDataModule):
         pre = self.cfg.get("preprocess") or {}
         fs = int(pre.get("fs_hz", CYCLE_FS_HZ))
         return CycleTransform(round(float(pre.get("cycle_s", 8.0)) * fs), fs // 16)
+
+    def train_sampler(self, dataset: WindowDataset) -> ClassBalancedSampler | None:
+        """``data.class_power`` null: plain shuffling (the recipe); a number p in [0, 1]: draw a
+        class with probability proportional to (its training cycles) ** p, then one of its
+        cycles (:class:`~sleepbench.data.samplers.ClassBalancedSampler`; 0 = class-uniform)."""
+        power = self.cfg.data.get("class_power")
+        if power is None:
+            return None
+        return ClassBalancedSampler(dataset.labels().tolist(), power=float(power))
 
     def setup(self, stage: str | None = None) -> None:
         """Shared setup plus cycle counts per class, part and device in the provenance."""

@@ -40,6 +40,7 @@ __all__ = [
     "EVENT_KINDS",
     "NEAR_CUT_REL",
     "NEAR_CUT_SHARE",
+    "NEAR_15_WEIGHT",
     "SEVERITY_CUTS",
     "EventPlan",
     "Phenotype",
@@ -59,6 +60,9 @@ CLASS_AHI: tuple[tuple[float, float], ...] = ((0.5, 5.0), (5.0, 15.0), (15.0, 30
 #: class; the rest are log-uniform over the class range.
 NEAR_CUT_SHARE = 0.35
 NEAR_CUT_REL = 0.2
+#: How much more often a mild or moderate night lies near 15 (the cut-off that decides
+#: treatment) than near its other cut-off (5 or 30).
+NEAR_15_WEIGHT = 2.0
 #: Respiratory event design groups: counted by the 3 %-or-arousal rule (``apnea``,
 #: ``hypopnea_4`` (>= 4 % intended), ``hypopnea_3`` (3 %), ``hypopnea_arousal`` (< 3 %, arousal))
 #: or by neither rule (``hypopnea_none``: < 3 %, no arousal).
@@ -81,14 +85,14 @@ def draw_target_ahi(
     """A target AHI (events/h) for severity class ``cls``.
 
     With probability ``near_share`` it lies within :data:`NEAR_CUT_REL` of one of the class's own
-    cut-offs (inside the class; mild and moderate nights twice as often near 15, the cut-off
-    that decides treatment, as near 5 or 30), otherwise log-uniform over :data:`CLASS_AHI`
+    cut-offs (inside the class; mild and moderate nights :data:`NEAR_15_WEIGHT` times as often
+    near 15, the cut-off that decides treatment, as near 5 or 30), otherwise log-uniform over :data:`CLASS_AHI`
     ``[cls]``.
     """
     lo, hi = CLASS_AHI[cls]
     if rng.random() < near_share:
         cuts = [c for c in SEVERITY_CUTS if c in (lo, hi)]
-        weights = np.array([2.0 if c == 15.0 else 1.0 for c in cuts])
+        weights = np.array([NEAR_15_WEIGHT if c == 15.0 else 1.0 for c in cuts])
         cut = float(cuts[int(rng.choice(len(cuts), p=weights / weights.sum()))])
         if cut == lo:
             return float(rng.uniform(cut, cut * (1.0 + NEAR_CUT_REL)))
@@ -111,10 +115,12 @@ class Phenotype:
             low baseline); 0.3-2.5.
         arousal_share: share of the counted hypopneas that end in an arousal with a desaturation
             below 3 % (counted by ``ahi_a0h3a`` only, invisible to oximetry);
-            0-0.95, mean 0.42 (normal) to 0.31 (severe): the spread keeps the ODI from ranking
+            0-0.95, mean 0.41 whatever the severity: the spread keeps the ODI from ranking
             nights near AHI 15 perfectly.
         unscored_desat_per_h: desaturations of 3-7 % with no scored event, per hour of recording
-            (wake, REM hypoventilation, missed events); 0-15, mean 2.6.
+            (wake, REM hypoventilation, missed events); 0-18, mean 3.4.
+        minor_dip_per_h: 1-2 % dips with no scored event per hour of recording; 0-30, mean 6,
+            independent of severity.
         sleep_efficiency: share of the recording staged asleep (0.4-0.97).
         apnea_shift: added to the share of apneas among the counted events (which grows with
             severity from 0.25 to 0.45).
@@ -128,6 +134,7 @@ class Phenotype:
     desat_gain: float = 1.0
     arousal_share: float = 0.3
     unscored_desat_per_h: float = 2.0
+    minor_dip_per_h: float = 6.0
     sleep_efficiency: float = 0.8
     apnea_shift: float = 0.0
     hyp4_share: float = 0.65
@@ -144,13 +151,14 @@ class Phenotype:
         return cls(
             baseline=baseline,
             desat_gain=float(np.clip(gain, 0.3, 2.5)),
-            arousal_share=float(min(rng.beta(1.0, 1.4 + 0.3 * severity), 0.95)),
-            unscored_desat_per_h=float(min(rng.gamma(1.2, 2.2), 15.0)),
+            arousal_share=float(min(rng.beta(0.7, 1.0), 0.95)),
+            unscored_desat_per_h=float(min(rng.gamma(1.2, 2.8), 18.0)),
             sleep_efficiency=float(np.clip(rng.normal(0.78, 0.14), 0.4, 0.97)),
             apnea_shift=float(rng.normal(0.0, 0.06)),
             hyp4_share=float(rng.beta(3.0, 2.0)),
             dropout_per_h=float(min(rng.gamma(1.0, 0.3), 2.0)),
             motion_per_h=float(rng.uniform(0.5, 3.0)),
+            minor_dip_per_h=float(min(rng.gamma(1.5, 4.0), 30.0)),
         )
 
     def follow_up(self, rng: np.random.Generator) -> Phenotype:

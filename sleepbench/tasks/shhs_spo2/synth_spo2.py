@@ -11,6 +11,8 @@ The SpO2 waveform (:func:`synth_oximetry`):
   ``Phenotype.unscored_desat_per_h`` per hour of recording, in wake and in sleep away from the
   scored events, slower to recover; they count towards an oxygen desaturation index but never
   towards the AHI;
+- shallow dips of 1-2 % with no scored event (:func:`minor_dips`) at
+  ``Phenotype.minor_dip_per_h``, which look like the dips after arousal-scored hypopneas;
 - short-term variability (breath-to-breath and sensor noise, :func:`sensor_noise`: SD 0.45 %,
   a few seconds' correlation) and 1-% quantisation, so that the output flickers between
   neighbouring whole-% values like a real oximeter's and a 1-2 % dip is hard to tell from it;
@@ -47,6 +49,7 @@ __all__ = [
     "add_artefacts",
     "desaturation_annotations",
     "heart_rate",
+    "minor_dips",
     "sensor_noise",
     "spo2_level",
     "synth_oximetry",
@@ -113,23 +116,28 @@ def spo2_level(
     return np.clip(baseline + drift + stage_shift, baseline - 2.0, 99.6)
 
 
-def unscored_desaturations(rng: np.random.Generator, n: int, plan: EventPlan, per_h: float) -> Dips:
-    """Desaturations with no scored event: Poisson(``per_h`` x hours) of them, anywhere in the
-    recording except within 60 s before a respiratory event to 30 s after its nadir (so the AHI
-    rule can never associate them), 3-7 % deep, falling over 15-35 s, 2-10 s at the nadir and
-    recovering with a time constant of 5-9 s."""
-    count = int(rng.poisson(per_h * n / 3600.0))
+def _free_onsets(
+    rng: np.random.Generator, n: int, plan: EventPlan, count: int, min_gap_s: float
+) -> np.ndarray:
+    """Up to ``count`` dip onsets (s, sorted) anywhere in ``n`` seconds except within 60 s
+    before a respiratory event of ``plan`` to 30 s after its nadir (so the AHI rule can never
+    associate them), at least ``min_gap_s`` apart."""
     busy = np.zeros(n, dtype=bool)
     for a, b in zip(plan.onset - 60.0, plan.nadir_t + 30.0):
         busy[max(int(a), 0) : min(int(b) + 1, n)] = True
     free = np.flatnonzero(~busy[: max(n - 60, 0)])
     if count == 0 or free.size == 0:
-        empty = np.zeros(0)
-        return Dips(empty, empty, empty, empty, empty, np.zeros(0, dtype=bool))
+        return np.zeros(0)
     fall_t = np.sort(rng.choice(free, size=min(count, free.size), replace=False)).astype(float)
-    # keep them at least 60 s apart
-    keep = np.concatenate([[True], np.diff(fall_t) >= 60.0])
-    fall_t = fall_t[keep] + rng.uniform(0.0, 1.0, int(keep.sum()))
+    keep = np.concatenate([[True], np.diff(fall_t) >= min_gap_s])
+    return fall_t[keep] + rng.uniform(0.0, 1.0, int(keep.sum()))
+
+
+def unscored_desaturations(rng: np.random.Generator, n: int, plan: EventPlan, per_h: float) -> Dips:
+    """Desaturations with no scored event: Poisson(``per_h`` x hours) of them, away from the
+    respiratory events (:func:`_free_onsets`, 60 s apart), 3-7 % deep, falling over 15-35 s,
+    2-10 s at the nadir and recovering with a time constant of 5-9 s."""
+    fall_t = _free_onsets(rng, n, plan, int(rng.poisson(per_h * n / 3600.0)), 60.0)
     m = fall_t.size
     fall = rng.uniform(15.0, 35.0, m)
     return Dips(
@@ -138,6 +146,24 @@ def unscored_desaturations(rng: np.random.Generator, n: int, plan: EventPlan, pe
         nadir_t=fall_t + fall,
         hold=rng.uniform(2.0, 10.0, m),
         tau=rng.uniform(5.0, 9.0, m),
+        scored=np.zeros(m, dtype=bool),
+    )
+
+
+def minor_dips(rng: np.random.Generator, n: int, plan: EventPlan, per_h: float) -> Dips:
+    """Dips of 1-2 % with no respiratory event (sighs, position changes, irregular REM
+    breathing): Poisson(``per_h`` x hours), away from the events (:func:`_free_onsets`, 40 s
+    apart), shaped like an event's desaturation (fall 18-40 s, 2-8 s at the nadir, recovery
+    time constant 4-6 s). They look like the < 3 % dips after arousal-scored hypopneas, so
+    counting shallow dips cannot recover the events oximetry misses."""
+    fall_t = _free_onsets(rng, n, plan, int(rng.poisson(per_h * n / 3600.0)), 40.0)
+    m = fall_t.size
+    return Dips(
+        depth=rng.choice([1.0, 2.0], size=m, p=[0.4, 0.6]),
+        fall_t=fall_t,
+        nadir_t=fall_t + rng.uniform(18.0, 40.0, m),
+        hold=rng.uniform(2.0, 8.0, m),
+        tau=rng.uniform(4.0, 6.0, m),
         scored=np.zeros(m, dtype=bool),
     )
 
@@ -264,6 +290,9 @@ def desaturation_annotations(
             continue
         rise = dips.nadir_t[k] + dips.hold[k]
         recovered = rise + dips.tau[k] * np.log(2.0 * max(dips.depth[k], 1.0))
+        # sensor noise can put a shallow dip's lowest value after its planned recovery: the
+        # annotation always reaches the nadir it reports
+        recovered = max(recovered, a + int(np.argmin(spo2[a:b])) + 1.0)
         out.append(
             Event(
                 round(float(dips.fall_t[k]), 1),
@@ -319,7 +348,11 @@ def synth_oximetry(
     """SaO2 and H.R. of a night (one sample per second of the staged epochs) for ``plan``."""
     n = len(stages) * int(EPOCH_S)
     level = spo2_level(rng, n, stages, phenotype.baseline)
-    dips = Dips.of_plan(plan) + unscored_desaturations(rng, n, plan, phenotype.unscored_desat_per_h)
+    dips = (
+        Dips.of_plan(plan)
+        + unscored_desaturations(rng, n, plan, phenotype.unscored_desat_per_h)
+        + minor_dips(rng, n, plan, phenotype.minor_dip_per_h)
+    )
     spo2 = np.clip(np.round(level - _deficit(n, dips) + sensor_noise(rng, n)), 0.0, 100.0)
     artefacts = add_artefacts(rng, spo2, stages, phenotype)
     mask = np.zeros(n, dtype=bool)

@@ -51,3 +51,32 @@ def test_cycle_transform_repeats_short_cycles_and_cuts_long_ones() -> None:
     assert short[-1] == 0.0  # faded out at the end (Patch-Mix)
     long, y = t(np.ones(250, dtype=np.float32), np.array([3]), rng)
     assert long.shape == (100,) and long[0] == 1.0 and y.tolist() == [3]
+
+
+class _Cycles:
+    """Stands in for the training WindowDataset: only ``labels()`` is read by the sampler."""
+
+    def labels(self) -> np.ndarray:
+        return np.repeat([0, 1, 2, 3], [80, 12, 6, 2])
+
+
+@pytest.mark.parametrize("power", [None, 0.0, 0.5])
+def test_class_power_chooses_the_training_sampler(power: float | None) -> None:
+    from types import SimpleNamespace
+
+    import torch
+    from omegaconf import OmegaConf
+
+    holder = SimpleNamespace(cfg=OmegaConf.create({"data": {"class_power": power}}))
+    sampler = IcbhiDataModule.train_sampler(holder, _Cycles())  # type: ignore[arg-type]
+    if power is None:
+        assert sampler is None  # plain shuffling, as the recipe
+        return
+    torch.manual_seed(0)
+    drawn = np.array(list(sampler))
+    labels = _Cycles().labels()
+    assert len(drawn) == len(labels)
+    share_normal = np.mean(labels[drawn] == 0)
+    # class 0 holds 80 % of the cycles: drawn 25 % of the time at power 0, 66 % at power 0.5
+    expected = 0.25 if power == 0.0 else np.sqrt(80) / np.sqrt([80, 12, 6, 2]).sum()
+    assert abs(share_normal - expected) < 0.12
