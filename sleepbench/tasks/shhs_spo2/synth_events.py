@@ -118,7 +118,7 @@ class Phenotype:
             0-0.95, mean 0.41 whatever the severity: the spread keeps the ODI from ranking
             nights near AHI 15 perfectly.
         unscored_desat_per_h: desaturations of 3-7 % with no scored event, per hour of recording
-            (wake, REM hypoventilation, missed events); 0-18, mean 3.4.
+            (wake, REM hypoventilation, missed events); 0-20, mean 4.2.
         minor_dip_per_h: 1-2 % dips with no scored event per hour of recording; 0-30, mean 6,
             independent of severity.
         sleep_efficiency: share of the recording staged asleep (0.4-0.97).
@@ -152,7 +152,7 @@ class Phenotype:
             baseline=baseline,
             desat_gain=float(np.clip(gain, 0.3, 2.5)),
             arousal_share=float(min(rng.beta(0.7, 1.0), 0.95)),
-            unscored_desat_per_h=float(min(rng.gamma(1.2, 2.8), 18.0)),
+            unscored_desat_per_h=float(min(rng.gamma(1.2, 3.5), 20.0)),
             sleep_efficiency=float(np.clip(rng.normal(0.78, 0.14), 0.4, 0.97)),
             apnea_shift=float(rng.normal(0.0, 0.06)),
             hyp4_share=float(rng.beta(3.0, 2.0)),
