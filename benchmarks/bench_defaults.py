@@ -84,22 +84,24 @@ def main() -> None:
     )
     p.add_argument("--folder", type=Path, help="shared folder (default: a temporary one)")
     args = p.parse_args()
-    previous = OUT_DIR / f"defaults_{args.task}.json"
-    # a later sweep adds its variants to the earlier ones (same name: replaced)
-    figures: dict[str, Any] = (
-        json.loads(previous.read_text())["figures"] if previous.exists() else {}
-    )
+    ran: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix=f"defaults-{args.task}-") as tmp:
         folder = args.folder or Path(tmp)
         for spec in args.variant:
             name, _, rest = spec.partition("=")
             overrides = _split_overrides(rest)
             try:
-                figures[name] = run_variant(args.task, folder, name, overrides)
+                ran[name] = run_variant(args.task, folder, name, overrides)
             except subprocess.CalledProcessError as err:  # one failed variant keeps the sweep
-                figures[name] = {"overrides": overrides, "error": str(err)}
-            print(name, json.dumps(figures[name]), flush=True)
-    write_json(f"defaults_{args.task}", figures)
+                ran[name] = {"overrides": overrides, "error": str(err)}
+            print(name, json.dumps(ran[name]), flush=True)
+    # this sweep's variants join the earlier ones (same name: replaced); the file is read only
+    # now, so a sweep that finished while this one ran keeps its entries
+    previous = OUT_DIR / f"defaults_{args.task}.json"
+    figures: dict[str, Any] = (
+        json.loads(previous.read_text())["figures"] if previous.exists() else {}
+    )
+    write_json(f"defaults_{args.task}", {**figures, **ran})
 
 
 if __name__ == "__main__":
