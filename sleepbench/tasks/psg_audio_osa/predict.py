@@ -4,7 +4,7 @@ and hypopnea events, and the night's AHI estimate.
 The audio is read by :func:`~sleepbench.tasks.psg_audio_osa.data.read_night_audio`, the cache
 build's own step (parts placed on the night's timeline, 16-kHz log-mel). The night is covered as
 at test time: 60-s windows every 30 s, the evaluation transform
-(:class:`~sleepbench.tasks.psg_audio_osa.data.PsgAudioTransform` without augmentation), the
+(:class:`~sleepbench.tasks.psg_audio_osa.transform.PsgAudioTransform` without augmentation), the
 window softmax averaged per 80-ms frame by the test stage's
 :class:`~sleepbench.tasks.psg_audio_osa.stitching.NightStitcher`. Events come from the frame
 labels by the task's post-processing
