@@ -27,16 +27,15 @@ keeps only SHHS2 nights of participants outside SHHS1 train/validation; ``none``
 
 Bad input (missing SpO2 channel, all-artefact night, an XML whose EDF is missing, no AHI) raises
 :class:`~sleepbench.errors.RecordingError` and lands in the cache's ``skipped`` table.
+
+Finding the nights lives in :mod:`~sleepbench.tasks.shhs_spo2.nsrr_layout`, turning one night into
+its cache record in :mod:`~sleepbench.tasks.shhs_spo2.night_record`; this module holds the
+labels' task variants, the split and the datamodule.
 """
 
 from __future__ import annotations
 
-import csv
-import logging
-import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,18 +43,22 @@ import numpy as np
 from omegaconf import DictConfig
 from torch.utils.data import Sampler
 
-from sleepbench.cache.build import ProcessedRecord, SourceRecord
+from sleepbench.cache.build import SourceRecord
 from sleepbench.config import to_plain
 from sleepbench.data.datamodule import CachedDataModule
 from sleepbench.data.samplers import ClassBalancedSampler
 from sleepbench.data.splits import Split, holdout_subjects
 from sleepbench.data.windows import WindowDataset, WindowIndex
 from sleepbench.errors import RecordingError
-from sleepbench.io.edf import read_edf
-from sleepbench.io.nsrr_xml import ahi_from_events, read_nsrr_xml
 from sleepbench.metrics.severity import SEVERITY_CUTOFFS, ahi_to_severity
-from sleepbench.recording import Signal
-from sleepbench.signal.spo2 import interpolate_artefacts, preprocess_spo2
+from sleepbench.tasks.shhs_spo2.night_record import preprocess_record, read_spo2_night
+from sleepbench.tasks.shhs_spo2.nsrr_layout import (
+    AHI_RULES,
+    VISITS,
+    discover_sources,
+    find_dataset_csv,
+    read_ahi_table,
+)
 
 __all__ = [
     "AHI_RULES",
@@ -70,285 +73,12 @@ __all__ = [
     "read_ahi_table",
 ]
 
-log = logging.getLogger(__name__)
-
-VISITS = ("shhs1", "shhs2")
-#: NSRR AHI variable -> rule of :func:`sleepbench.io.nsrr_xml.ahi_from_events`
-AHI_RULES = {"ahi_a0h3": "3", "ahi_a0h3a": "3a", "ahi_a0h4": "4", "ahi_a0h4a": "4a"}
 #: task variant -> (number of outputs, first severity class counted positive or None)
 TASK_VARIANTS: dict[str, tuple[int, int | None]] = {
     "severity4": (4, None),
     "binary5": (2, 1),  # AHI >= 5: mild, moderate, severe
     "binary15": (2, 2),  # AHI >= 15: moderate, severe
 }
-_EDF_DIR = Path("polysomnography") / "edfs"
-_XML_DIR = Path("polysomnography") / "annotations-events-nsrr"
-_NIGHT = re.compile(r"^(shhs[12])-(\d+)$")
-
-
-# --------------------------------------------------------------------------------------------
-# layout discovery
-
-
-def find_dataset_csv(root: Path, visit: str) -> Path | None:
-    """Newest ``datasets/<visit>-dataset-<version>.csv`` under ``root`` (None when absent).
-
-    Versions compare numerically (``0.21.0`` > ``0.9.0``).
-    """
-    found = []
-    for path in (Path(root) / "datasets").glob(f"{visit}-dataset-*.csv"):
-        version = path.stem[len(f"{visit}-dataset-") :]
-        key = tuple(int(p) if p.isdigit() else -1 for p in version.split("."))
-        found.append((key, path))
-    return max(found)[1] if found else None
-
-
-def read_ahi_table(path: Path, variable: str) -> dict[str, float]:
-    """``nsrrid -> AHI`` (events/h) from an NSRR dataset CSV; empty or non-numeric cells are left out.
-
-    Raises:
-        RecordingError: the CSV has no ``nsrrid`` or no ``variable`` column (the message lists
-            the AHI-like columns present).
-    """
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        lower = {c.lower(): c for c in columns}
-        if "nsrrid" not in lower or variable.lower() not in lower:
-            ahi_cols = [c for c in columns if c.lower().startswith("ahi")]
-            raise RecordingError(
-                path,
-                f"no 'nsrrid' and {variable!r} columns (AHI columns present: {ahi_cols[:12]})",
-            )
-        id_col, ahi_col = lower["nsrrid"], lower[variable.lower()]
-        table = {}
-        for row in reader:
-            try:
-                value = float(row[ahi_col])
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(value) and value >= 0:
-                table[str(row[id_col]).strip()] = value
-    return table
-
-
-def discover_sources(
-    root: Path, visits: Sequence[str], ahi_variable: str, use_csv: bool = True
-) -> list[SourceRecord]:
-    """One :class:`SourceRecord` per night found under ``root`` (EDF and/or NSRR XML).
-
-    Record id ``<visit>-<nsrrid>``, subject id ``<nsrrid>`` (shared by a person's two visits).
-    ``meta`` carries ``visit``, ``nsrrid``, ``edf`` / ``xml`` (paths or None), ``expected_edf``
-    and ``ahi_csv`` (the CSV value or None; always None when ``use_csv`` is false). A night
-    lacking a file it needs is listed too, flagged ``missing`` (the cache build reports it as
-    skipped instead of silently ignoring it): an XML without its EDF, or an EDF without XML
-    when the CSV gives no AHI for it (or is not used). The dataset CSV is among every record's
-    ``paths``: editing it changes the cache fingerprint.
-
-    Raises:
-        RecordingError: ``use_csv`` and a dataset CSV lacks the ``ahi_variable`` column.
-    """
-    root = Path(root)
-    sources = []
-    for visit in visits:
-        if visit not in VISITS:
-            raise ValueError(f"unknown SHHS visit {visit!r}; choose from {VISITS}")
-        edfs = {p.stem: p for p in (root / _EDF_DIR / visit).glob(f"{visit}-*.edf")}
-        xmls = {
-            p.name[: -len("-nsrr.xml")]: p
-            for p in (root / _XML_DIR / visit).glob(f"{visit}-*-nsrr.xml")
-        }
-        csv_path = find_dataset_csv(root, visit) if use_csv else None
-        table = read_ahi_table(csv_path, ahi_variable) if csv_path is not None else {}
-        for rid in sorted(set(edfs) | set(xmls)):
-            match = _NIGHT.match(rid)
-            if match is None:
-                continue
-            nsrrid = match.group(2)
-            edf, xml = edfs.get(rid), xmls.get(rid)
-            paths = tuple(p for p in (edf, xml, csv_path) if p is not None)
-            expected_edf = root / _EDF_DIR / visit / f"{rid}.edf"
-            meta = {
-                "visit": visit,
-                "nsrrid": nsrrid,
-                "edf": str(edf) if edf else None,
-                "xml": str(xml) if xml else None,
-                "expected_edf": str(expected_edf),
-                "ahi_csv": table.get(nsrrid),
-                "csv": str(csv_path) if csv_path else None,
-            }
-            missing = None
-            if edf is None:
-                missing = f"annotation file {xml} has no EDF: {expected_edf} does not exist"
-            elif xml is None and meta["ahi_csv"] is None:
-                expected_xml = root / _XML_DIR / visit / f"{rid}-nsrr.xml"
-                csv_note = (
-                    f"no {ahi_variable} value for nsrrid {nsrrid} in {csv_path}"
-                    if csv_path is not None
-                    else ("no dataset CSV" if use_csv else "labels.source=xml")
-                )
-                missing = f"{edf} has no label: {expected_xml} does not exist and {csv_note}"
-            sources.append(SourceRecord(rid, nsrrid, paths, meta, missing))
-    return sources
-
-
-# --------------------------------------------------------------------------------------------
-# one night
-
-
-def _xml_ahi(xml: str | None, variable: str) -> tuple[float | None, str]:
-    """AHI from the XML events with ``variable``'s rule, or (None, why not)."""
-    if xml is None:
-        return None, "no NSRR XML"
-    if variable not in AHI_RULES:
-        return None, f"no event rule for {variable!r} (known: {sorted(AHI_RULES)})"
-    try:
-        return float(ahi_from_events(read_nsrr_xml(xml), rule=AHI_RULES[variable])), ""
-    except RecordingError as err:
-        return None, err.reason
-
-
-def _label(source: SourceRecord, labels: Mapping[str, Any]) -> dict[str, Any]:
-    """AHI, its source and both candidate values of one night (see the module docstring)."""
-    variable = str(labels["ahi_variable"])
-    mode = str(labels["source"])
-    if mode not in ("auto", "csv", "xml"):
-        raise ValueError(f"labels.source must be auto, csv or xml, got {mode!r}")
-    ahi_csv = source.meta.get("ahi_csv")
-    want_xml = mode == "xml" or bool(labels.get("compare_xml", True)) or ahi_csv is None
-    ahi_xml, why = _xml_ahi(source.meta.get("xml"), variable) if want_xml else (None, "")
-    where = source.meta.get("xml") or source.meta.get("edf") or source.record_id
-    if mode == "csv" or (mode == "auto" and ahi_csv is not None):
-        if ahi_csv is None:
-            raise RecordingError(
-                where, f"no {variable} value for nsrrid {source.subject_id} in CSV"
-            )
-        ahi, used = float(ahi_csv), "csv"
-    else:
-        if ahi_xml is None:
-            raise RecordingError(where, f"no {variable} in the CSV and none from the XML: {why}")
-        ahi, used = ahi_xml, "xml"
-    tolerance = labels.get("max_disagreement")
-    if tolerance is not None and ahi_csv is not None and ahi_xml is not None:
-        if abs(ahi_csv - ahi_xml) > float(tolerance):
-            raise RecordingError(
-                where,
-                f"{variable} disagrees: CSV {ahi_csv:.2f} vs XML events {ahi_xml:.2f} events/h "
-                f"(labels.max_disagreement {tolerance})",
-            )
-    nan = float("nan")
-    return {
-        "ahi": ahi,
-        "ahi_source": used,
-        "ahi_csv": nan if ahi_csv is None else float(ahi_csv),
-        "ahi_xml": nan if ahi_xml is None else float(ahi_xml),
-    }
-
-
-def read_spo2_night(edf: str | Path, pre: Mapping[str, Any], record_id: str = "") -> SpO2Night:
-    """Read one night's SpO2 from an SHHS EDF and preprocess it as the network takes it.
-
-    Args:
-        edf: the EDF file.
-        pre: the ``preprocess`` config (channel aliases, artefact bounds, rate, length, smoothing).
-        record_id: the night's name, for messages and the returned record.
-
-    Returns:
-        :class:`SpO2Night`: the network input ``x`` float32 ``[n_samples]``, the raw channel
-        (``signal``, %, native rate) and the fraction of samples outside the artefact bounds.
-
-    Raises:
-        RecordingError: EDF unreadable or truncated, SpO2 channel missing/flat, too many
-            artefacts (``preprocess.max_artefact_fraction``).
-    """
-    rec = read_edf(edf, {"spo2": list(pre["spo2_channels"])}, record_id=record_id)
-    sig = rec.signals["spo2"]
-    low, high = float(pre["artefact_low"]), float(pre["artefact_high"])
-    try:
-        _, invalid = interpolate_artefacts(sig.data, low, high)
-    except ValueError as err:
-        raise RecordingError(edf, f"SpO2 channel {sig.name!r}: {err}") from None
-    fraction = float(invalid.mean())
-    if fraction > float(pre["max_artefact_fraction"]):
-        raise RecordingError(
-            edf,
-            f"{100 * fraction:.1f} % of SpO2 samples outside [{low:g}, {high:g}] % "
-            f"(preprocess.max_artefact_fraction {pre['max_artefact_fraction']})",
-        )
-    try:
-        x = preprocess_spo2(
-            sig.data,
-            sig.fs_hz,
-            target_fs_hz=float(pre["target_fs_hz"]),
-            n_samples=int(pre["n_samples"]),
-            artefact_low=low,
-            artefact_high=high,
-            smoothing=str(pre["smoothing"]),
-            smoothing_params=pre.get("smoothing_params") or {},
-            pad_value=float(pre["pad_value"]),
-        )
-    except ValueError as err:
-        raise RecordingError(edf, f"SpO2 preprocessing failed: {err}") from None
-    return SpO2Night(x=x, signal=sig, artefact_fraction=fraction)
-
-
-@dataclass(frozen=True)
-class SpO2Night:
-    """One night's SpO2 as read by :func:`read_spo2_night`.
-
-    Args:
-        x: float32 ``[n_samples]`` network input (1 Hz, smoothed, min-max scaled, padded).
-        signal: the raw SpO2 channel (%, native rate), as the EDF holds it.
-        artefact_fraction: share of samples outside the artefact bounds (0-1).
-    """
-
-    x: np.ndarray
-    signal: Signal
-    artefact_fraction: float
-
-
-def preprocess_record(source: SourceRecord, cfg: Mapping[str, Any]) -> ProcessedRecord:
-    """Read one night's SpO2 and label it; the cache build's per-record function.
-
-    Args:
-        source: from :func:`discover_sources`.
-        cfg: ``{"preprocess": ..., "labels": ...}`` as returned by
-            :meth:`ShhsSpO2DataModule.preprocess_config`.
-
-    Returns:
-        ``x`` float32 ``[1, n_samples]`` in [0, 1] (padding = ``pad_value``), ``y`` int8 ``[1]``
-        (severity class), attrs: visit, nsrrid, AHI values and source, the SpO2 channel's label,
-        native rate (Hz), unit, duration (s) and artefact fraction.
-
-    Raises:
-        RecordingError: EDF missing, SpO2 channel missing/flat/unreadable, too many artefacts,
-            no AHI, or CSV and XML AHI disagreeing beyond ``labels.max_disagreement``.
-    """
-    pre, labels = cfg["preprocess"], cfg["labels"]
-    edf = source.meta.get("edf")
-    if edf is None:
-        raise RecordingError(
-            source.meta.get("xml") or source.record_id,
-            f"annotation file has no EDF: {source.meta.get('expected_edf')} does not exist",
-        )
-    night = read_spo2_night(edf, pre, record_id=source.record_id)
-    sig = night.signal
-    label = _label(source, labels)
-    severity = int(ahi_to_severity(label["ahi"]))
-    return ProcessedRecord(
-        arrays={"x": night.x[None, :], "y": np.array([severity], dtype=np.int8)},
-        attrs={
-            "visit": source.meta["visit"],
-            "nsrrid": source.meta["nsrrid"],
-            "severity": severity,
-            **label,
-            "channel": sig.name,
-            "fs_hz": float(sig.fs_hz),
-            "unit": sig.unit,
-            "duration_s": float(sig.data.size / sig.fs_hz),
-            "artefact_fraction": night.artefact_fraction,
-        },
-    )
 
 
 # --------------------------------------------------------------------------------------------
