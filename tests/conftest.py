@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -14,6 +16,21 @@ def samples_root() -> Path:
     """Folder of real sample files: ``$SLEEPBENCH_SAMPLES`` or ``../shared/data`` beside the repo."""
     env = os.environ.get("SLEEPBENCH_SAMPLES")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+
+
+def _load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """A function: benchmark script name -> the script imported as a module."""
+    return _load_benchmark
 
 
 @pytest.fixture(scope="session")

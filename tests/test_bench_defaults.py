@@ -3,7 +3,6 @@ another sweep wrote while it ran."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,14 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def sweep():
+def sweep(load_benchmark):
     """``benchmarks/bench_defaults.py`` imported as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "bench_defaults", REPO / "benchmarks" / "bench_defaults.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_defaults")
 
 
 def test_commas_inside_brackets_stay_in_one_override(sweep) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,14 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def figures():
+def figures(load_benchmark):
     """``benchmarks/readme_figures.py`` imported as a module."""
-    spec = importlib.util.spec_from_file_location(
-        "readme_figures", REPO / "benchmarks" / "readme_figures.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("readme_figures")
 
 
 def test_readme_block_is_what_the_json_renders(figures) -> None:
