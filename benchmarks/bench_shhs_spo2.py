@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import best_of, write_json  # noqa: E402
 
 from sleepbench.config import load_config  # noqa: E402
-from sleepbench.nn.mamba import selective_scan  # noqa: E402
+from sleepbench.nn.selective_scan import selective_scan  # noqa: E402
 from sleepbench.tasks.shhs_spo2.data import (  # noqa: E402
     ShhsSpO2DataModule,
     discover_sources,
