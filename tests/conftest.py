@@ -20,9 +20,10 @@ def samples_root() -> Path:
 
 def _load_benchmark(name: str) -> ModuleType:
     """``benchmarks/<name>.py`` imported as a module (the scripts are not a package)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    path = REPO_ROOT / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
+    assert spec is not None and spec.loader is not None
     spec.loader.exec_module(module)
     return module
 

@@ -5,12 +5,10 @@ the in-process answer, none lost, memory flat. The full 8 x 50 run is
 
 from __future__ import annotations
 
-import importlib.util
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -28,19 +26,15 @@ from sleepbench.tasks.shhs_spo2.synth import write_synthetic_shhs  # noqa: E402
 from tests.deploy.runs import write_run  # noqa: E402
 
 TASK = "shhs_spo2"
-REPO = Path(__file__).resolve().parents[2]
 CLIENTS, REQUESTS = 8, 5
 #: resident memory the load may add after the warm-up (allocator noise, not a leak per request)
 RSS_BOUND_MB = 40.0
 
 
-def _bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "bench_serve", REPO / "benchmarks" / "bench_serve.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def bench(load_benchmark) -> ModuleType:
+    """``benchmarks/bench_serve.py``, whose load generator the tests share."""
+    return load_benchmark("bench_serve")
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +75,8 @@ def server_url(app_and_files) -> Iterator[str]:
 
 
 def test_concurrent_clients_get_every_answer_and_memory_stays_flat(
-    app_and_files, server_url: str
+    bench, app_and_files, server_url: str
 ) -> None:
-    bench = _bench()
     app, files = app_and_files
     url = f"{server_url}/predict/{TASK}"
     local = TestClient(app).post(url, files=[("files", f) for f in files])
@@ -105,8 +98,7 @@ def test_concurrent_clients_get_every_answer_and_memory_stays_flat(
     assert figures["latency_p50_ms"] <= figures["latency_p95_ms"] <= figures["latency_max_ms"]
 
 
-def test_health_answers_while_predictions_run(app_and_files, server_url: str) -> None:
-    bench = _bench()
+def test_health_answers_while_predictions_run(bench, app_and_files, server_url: str) -> None:
     _, files = app_and_files
     url = f"{server_url}/predict/{TASK}"
     load = threading.Thread(target=bench.hammer, args=(url, files, 4, 3, None), daemon=True)

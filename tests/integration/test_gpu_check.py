@@ -4,7 +4,6 @@ GPU under ``trainer.deterministic=true`` fails here too."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
@@ -16,21 +15,19 @@ from sleepbench.registry import task_names
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_check.py"
 
-
-def _gpu_check() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="module")
+def gpu_check(load_benchmark) -> ModuleType:
+    """``benchmarks/gpu_check.py`` imported as a module."""
+    return load_benchmark("gpu_check")
 
 
 @pytest.mark.parametrize("task", task_names())
-def test_gpu_check_runs_on_cpu_under_the_cuda_determinism_guard(task: str, tmp_path: Path) -> None:
+def test_gpu_check_runs_on_cpu_under_the_cuda_determinism_guard(
+    gpu_check: ModuleType, task: str, tmp_path: Path
+) -> None:
     out = tmp_path / "gpu_check.json"
-    status = _gpu_check().main(
+    status = gpu_check.main(
         [
             "--accelerator=cpu",
             "--precision=32",

@@ -1,7 +1,8 @@
 """``sleepbench predict`` for shhs_spo2: one SHHS EDF (+ its NSRR XML) -> the night's severity.
 
-The SpO2 is read and preprocessed by :func:`~sleepbench.tasks.shhs_spo2.night_record.read_spo2_night`,
-the function the cache build runs. The network grades the whole night (one unit): severity class
+The SpO2 is read and preprocessed by
+:func:`~sleepbench.tasks.shhs_spo2.night_record.read_spo2_night`, the function the cache build
+runs. The network grades the whole night (one unit): severity class
 and its probabilities (or P(AHI >= cut-off) for a binary variant). The summary adds the signal's
 own oximetry measures (3 % ODI, T90, mean and nadir SpO2): they are measured, not predicted. Given
 the NSRR XML, the reference AHI is computed from its scored events with the run's AHI rule

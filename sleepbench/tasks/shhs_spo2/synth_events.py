@@ -86,8 +86,8 @@ def draw_target_ahi(
 
     With probability ``near_share`` it lies within :data:`NEAR_CUT_REL` of one of the class's own
     cut-offs (inside the class; mild and moderate nights :data:`NEAR_15_WEIGHT` times as often
-    near 15, the cut-off that decides treatment, as near 5 or 30), otherwise log-uniform over :data:`CLASS_AHI`
-    ``[cls]``.
+    near 15, the cut-off that decides treatment, as near 5 or 30), otherwise log-uniform over
+    :data:`CLASS_AHI` ``[cls]``.
     """
     lo, hi = CLASS_AHI[cls]
     if rng.random() < near_share:

@@ -285,14 +285,15 @@ def desaturation_annotations(
         if dips.depth[k] <= 0 or a >= n or a < 4 or artefact_mask[a - 4 : b].any():
             continue
         base_m = float(np.median(spo2[a - 4 : a + 1]))
-        nadir_m = float(spo2[a:b].min())
+        at_nadir = a + int(np.argmin(spo2[a:b]))
+        nadir_m = float(spo2[at_nadir])
         if base_m - nadir_m < 2:
             continue
         rise = dips.nadir_t[k] + dips.hold[k]
         recovered = rise + dips.tau[k] * np.log(2.0 * max(dips.depth[k], 1.0))
         # sensor noise can put a shallow dip's lowest value after its planned recovery: the
         # annotation always reaches the nadir it reports
-        recovered = max(recovered, a + int(np.argmin(spo2[a:b])) + 1.0)
+        recovered = max(recovered, at_nadir + 1.0)
         out.append(
             Event(
                 round(float(dips.fall_t[k]), 1),

@@ -4,10 +4,13 @@ and the item transform."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+from omegaconf import OmegaConf
 
 from sleepbench.io.icbhi import read_cycles
 from sleepbench.tasks.icbhi_lung.data import CycleTransform, IcbhiDataModule, preprocess_recording
@@ -62,11 +65,6 @@ class _Cycles:
 
 @pytest.mark.parametrize("power", [None, 0.0, 0.5])
 def test_class_power_chooses_the_training_sampler(power: float | None) -> None:
-    from types import SimpleNamespace
-
-    import torch
-    from omegaconf import OmegaConf
-
     holder = SimpleNamespace(cfg=OmegaConf.create({"data": {"class_power": power}}))
     sampler = IcbhiDataModule.train_sampler(holder, _Cycles())  # type: ignore[arg-type]
     if power is None:
