@@ -5,6 +5,8 @@ Usage::
 
     python benchmarks/gpu_check.py                        # CUDA, bf16-mixed, paper-size models
     python benchmarks/gpu_check.py --tasks sleep_edf --train-batches 50
+    for t in apnea_ecg sleep_edf; do                      # one process per task, one JSON
+        timeout 150 python benchmarks/gpu_check.py --tasks $t --merge; done
     python benchmarks/gpu_check.py --accelerator cpu --precision 32 --size synthetic \\
         --tasks shhs_spo2 --train-batches 3 --cuda-op-guard    # CPU smoke test
 
@@ -23,7 +25,8 @@ with :func:`sleepbench.config.isolated_outputs` in a temporary folder. Per task 
 
 ``--size paper`` (default) runs the task's own model and batch size (the synthetic set is only the
 data); ``--size synthetic`` keeps the task's CPU-sized ``synthetic_overrides``. Prints a table and
-writes JSON (``benchmarks/out/gpu_check.json``; ``--out``). Exit status 1 if any task failed.
+writes JSON (``benchmarks/out/gpu_check.json``; ``--out``) after every task, with ``complete``
+false until the last one ends. Exit status 1 if any task failed.
 """
 
 from __future__ import annotations
@@ -302,6 +305,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: temp)")
     p.add_argument("--out", type=Path, default=OUT_DIR / "gpu_check.json")
     p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the records of tasks not run now from an existing --out file",
+    )
+    p.add_argument(
         "--cuda-op-guard",
         action="store_true",
         help="fail on ops that raise on CUDA in deterministic mode, whatever the device",
@@ -318,7 +326,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     names = args.tasks.split(",") if args.tasks else task_names()
     t_start = time.perf_counter()
-    records = []
+    records: list[dict[str, Any]] = []
+    if args.merge and args.out.exists():
+        # keep the other tasks' records of earlier runs (one process per task: a task that hangs
+        # is stopped by the caller's timeout without losing the figures of the others)
+        earlier = json.loads(args.out.read_text()).get("tasks", [])
+        records.extend(r for r in earlier if r.get("task") not in names)
+    payload = {
+        "benchmark": "gpu_check",
+        "environment": environment(args.accelerator),
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "complete": False,
+        "total_s": 0.0,
+        "tasks": records,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:
+        # after every task: a run stopped at a time limit still leaves the tasks it finished
+        payload["total_s"] = time.perf_counter() - t_start
+        args.out.write_text(json.dumps(payload, indent=1, default=str))
+
     with contextlib.ExitStack() as stack:
         root = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if args.cuda_op_guard:
@@ -332,15 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as err:  # one broken task must not hide the others' figures
                 traceback.print_exc()
                 records.append({"task": name, "error": f"{type(err).__name__}: {err}"})
-    payload = {
-        "benchmark": "gpu_check",
-        "environment": environment(args.accelerator),
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
-        "total_s": time.perf_counter() - t_start,
-        "tasks": records,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1, default=str))
+            write()
+    payload["complete"] = True
+    write()
     print(json.dumps(payload["environment"], indent=1))
     print_table(records)
     print(f"total {payload['total_s']:.0f} s; written {args.out}")

@@ -213,20 +213,25 @@ def _gpu(out_dir: Path) -> list[str]:
             "No GPU figure exists yet: no GPU has run this code. `benchmarks/gpu_check.py` "
             "(one short bf16 epoch + test per task) is ready for the first one."
         ]
+    env = payload["environment"]
     lines = [
-        f"GPU check on {gpu} (`benchmarks/gpu_check.py`, deterministic; total "
-        f"{payload['total_s']:.0f} s):",
+        f"GPU check on one {gpu} (`benchmarks/gpu_check.py`: paper-size models, "
+        f"{env['cpu_count']} CPU cores, torch {env['torch']}, CUDA {env['cuda']}; "
+        "deterministic algorithms on; one short epoch of at most 30 batches, then the whole "
+        "test set; the loader alone vs forward + backward + AdamW steps on batches already on "
+        "the GPU):",
         "",
-        "| task | precision | train samples/s | inference ms per hour | peak GPU memory | "
-        "loader vs GPU batches/s |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| task | model (parameters) | precision | batch, loader workers | train samples/s | "
+        "inference ms per hour | peak GPU memory | loader vs GPU batches/s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in payload["tasks"]:
         if r.get("error"):
-            lines.append(f"| {r['task']} | failed: {r['error'][:80]} | | | | |")
+            lines.append(f"| {r['task']} | failed: {r['error'][:80]} | | | | | | |")
             continue
         lines.append(
-            f"| {r['task']} | {r['precision']} | {r['train_samples_per_s']:.1f} | "
+            f"| {r['task']} | {r['model']} ({r['n_params'] / 1e6:.2f} M) | {r['precision']} | "
+            f"{r['batch_size']}, {r['num_workers']} | {r['train_samples_per_s']:.1f} | "
             f"{r['inference_ms_per_hour']:.1f} | {r['peak_gpu_mem_mb']:,.0f} MB | "
             f"{r['loader_batches_per_s']:.1f} vs {r['device_steps_per_s']:.1f} |"
         )

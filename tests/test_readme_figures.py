@@ -54,15 +54,23 @@ def test_a_gpu_run_is_quoted_with_the_gpu_name(figures, tmp_path: Path) -> None:
     shutil.copytree(REPO / "benchmarks" / "out", out)
     record = {
         "task": "apnea_ecg",
+        "model": "ESI-ConvNeXtV2-BiLSTM",
+        "n_params": 90_570_551,
         "precision": "bf16-mixed",
+        "batch_size": 32,
+        "num_workers": 4,
         "train_samples_per_s": 512.25,
         "inference_ms_per_hour": 3.5,
         "peak_gpu_mem_mb": 2048.0,
         "loader_batches_per_s": 40.0,
         "device_steps_per_s": 55.0,
     }
-    payload = {"environment": {"gpu": "NVIDIA H200"}, "total_s": 300.0, "tasks": [record]}
+    env = {"gpu": "NVIDIA H200", "cpu_count": 16, "torch": "2.11.0+cu130", "cuda": "13.0"}
+    payload = {"environment": env, "total_s": 300.0, "tasks": [record]}
     (out / "gpu_check.json").write_text(json.dumps(payload))
     block = figures.render(out)
-    assert "GPU check on NVIDIA H200" in block and "| apnea_ecg | bf16-mixed | 512.2 |" in block
+    assert "GPU check on one NVIDIA H200" in block and "16 CPU cores" in block
+    assert (
+        "| apnea_ecg | ESI-ConvNeXtV2-BiLSTM (90.57 M) | bf16-mixed | 32, 4 | 512.2 | 3.5 |" in block
+    )
     assert "2,048 MB" in block and "40.0 vs 55.0" in block and "No GPU figure" not in block

@@ -46,6 +46,7 @@ def test_gpu_check_runs_on_cpu_under_the_cuda_determinism_guard(
     )
     payload = json.loads(out.read_text())
     (record,) = payload["tasks"]
+    assert payload["complete"] is True
     assert status == 0, record.get("error")
     assert record["task"] == task and record["deterministic"] is True
     assert record["precision"] == "32" and record["peak_gpu_mem_mb"] is None
@@ -61,3 +62,22 @@ def test_gpu_check_runs_on_cpu_under_the_cuda_determinism_guard(
         record["loader_batches_per_s"] < record["device_steps_per_s"]
     )
     assert payload["environment"]["torch"] and "lightning" in payload["environment"]
+
+
+def test_merge_keeps_other_tasks_and_replaces_the_rerun_one(
+    gpu_check: ModuleType, tmp_path: Path
+) -> None:
+    out = tmp_path / "gpu_check.json"
+    earlier = [{"task": "apnea_ecg", "wall_s": 1.0}, {"task": "no_such_task", "wall_s": 2.0}]
+    out.write_text(json.dumps({"tasks": earlier}))
+    status = gpu_check.main(
+        ["--accelerator=cpu", "--precision=32", "--tasks=no_such_task", f"--out={out}", "--merge"]
+    )
+    payload = json.loads(out.read_text())
+    assert status == 1 and payload["complete"] is True
+    by_task = {r["task"]: r for r in payload["tasks"]}
+    assert by_task["apnea_ecg"] == earlier[0]  # kept as it was
+    assert "error" in by_task["no_such_task"] and "wall_s" not in by_task["no_such_task"]
+
+    gpu_check.main(["--accelerator=cpu", "--precision=32", "--tasks=no_such_task", f"--out={out}"])
+    assert [r["task"] for r in json.loads(out.read_text())["tasks"]] == ["no_such_task"]
