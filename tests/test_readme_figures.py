@@ -71,6 +71,7 @@ def test_a_gpu_run_is_quoted_with_the_gpu_name(figures, tmp_path: Path) -> None:
     block = figures.render(out)
     assert "GPU check on one NVIDIA H200" in block and "16 CPU cores" in block
     assert (
-        "| apnea_ecg | ESI-ConvNeXtV2-BiLSTM (90.57 M) | bf16-mixed | 32, 4 | 512.2 | 3.5 |" in block
+        "| apnea_ecg | ESI-ConvNeXtV2-BiLSTM (90.57 M) | bf16-mixed | 32, 4 | 512.2 | 3.5 |"
+        in block
     )
     assert "2,048 MB" in block and "40.0 vs 55.0" in block and "No GPU figure" not in block
