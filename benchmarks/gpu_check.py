@@ -21,7 +21,10 @@ with :func:`sleepbench.config.isolated_outputs` in a temporary folder. Per task 
 - ``loader_batches_per_s``: the train DataLoader iterated alone (its configured workers), against
   ``device_steps_per_s``: forward + backward + AdamW steps on batches already on the device, same
   precision, deterministic algorithms on. ``gpu_waits_for_data`` is true when the loader is the
-  slower of the two (raise ``data.num_workers`` with ``--set``).
+  slower of the two (raise ``data.num_workers`` with ``--set``);
+- ``weights_sha256``: the trained weights' digest; with ``--repeat`` the run is made twice and
+  ``repeat_same_weights`` / ``repeat_same_metrics`` say whether the second one reproduced the
+  first bit for bit (``trainer.deterministic=true`` promises it).
 
 ``--size paper`` (default) runs the task's own model and batch size (the synthetic set is only the
 data); ``--size synthetic`` keeps the task's CPU-sized ``synthetic_overrides``. Prints a table and
@@ -33,8 +36,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -96,6 +101,20 @@ class TrainTiming(Callback):
             self.samples += int(batch["x"].shape[0])
             self.steps += 1
             self.seconds = now - self._t0
+
+
+class WeightFingerprint(Callback):
+    """SHA-256 of the trained weights at the end of fit (:attr:`digest`), for repeat checks."""
+
+    def __init__(self) -> None:
+        self.digest: str | None = None
+
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        h = hashlib.sha256()
+        for name, tensor in sorted(pl_module.state_dict().items()):
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+        self.digest = h.hexdigest()
 
 
 def loader_rate(loader: Any, n_batches: int) -> tuple[float, float, list[Any]]:
@@ -199,12 +218,22 @@ def check_task(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
-    timing = TrainTiming()
+    timing, weights = TrainTiming(), WeightFingerprint()
     t0 = time.perf_counter()
-    rows = run(name, task_overrides(name, args, workdir), callbacks=[timing])
+    rows = run(name, task_overrides(name, args, workdir), callbacks=[timing, weights])
     run_s = time.perf_counter() - t0
     row = rows[0]
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    repeat: dict[str, Any] = {}
+    if args.repeat:
+        # the same run again (same seed, cache already built): deterministic algorithms must
+        # give the same weights bit for bit and the same test metrics
+        again = WeightFingerprint()
+        row2 = run(name, task_overrides(name, args, workdir), callbacks=[again])[0]
+        repeat = {
+            "repeat_same_weights": weights.digest is not None and weights.digest == again.digest,
+            "repeat_same_metrics": _same(row["metrics"], row2["metrics"]),
+        }
 
     cfg = OmegaConf.create(row["config"])
     dm = task.datamodule(cfg)
@@ -237,9 +266,22 @@ def check_task(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, 
         "fit_s": row["timings"]["train_s"],
         "test_s": row["timings"]["test_s"],
         f"test/{primary}": row["metrics"].get(f"test/{primary}"),
+        "weights_sha256": weights.digest,
+        **repeat,
         "wall_s": time.perf_counter() - t0,
         "run_s": run_s,
     }
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal metric dicts, NaN equal to NaN (a metric undefined in both runs)."""
+    if a.keys() != b.keys():
+        return False
+    return all(
+        x == y
+        or (isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y))
+        for x, y in ((a[k], b[k]) for k in a)
+    )
 
 
 def environment(accelerator: str) -> dict[str, Any]:
@@ -304,6 +346,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--set", nargs="*", default=[], help="extra key=value overrides, every task")
     p.add_argument("--workdir", type=Path, default=None, help="keep runs here (default: temp)")
     p.add_argument("--out", type=Path, default=OUT_DIR / "gpu_check.json")
+    p.add_argument(
+        "--repeat",
+        action="store_true",
+        help="run each task twice and record whether weights and test metrics are identical",
+    )
     p.add_argument(
         "--merge",
         action="store_true",

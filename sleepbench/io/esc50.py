@@ -23,6 +23,7 @@ from pathlib import Path
 from sleepbench.errors import RecordingError
 
 __all__ = [
+    "CATEGORIES",
     "ESC50_HEADER",
     "N_CLASSES",
     "N_FOLDS",
@@ -35,6 +36,18 @@ __all__ = [
 ESC50_HEADER = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 N_CLASSES = 50
 N_FOLDS = 5
+
+#: Real category names by target (ESC-50 ``meta/esc50.csv``): ``CATEGORIES[target]``.
+CATEGORIES = (
+    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
+    "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",
+    "pouring_water", "toilet_flush", "thunderstorm", "crying_baby", "sneezing", "clapping",
+    "breathing", "coughing", "footsteps", "laughing", "brushing_teeth", "snoring",
+    "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
+    "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
+    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
+    "church_bells", "airplane", "fireworks", "hand_saw",
+)  # fmt: skip
 
 _NAME = re.compile(r"([0-9]+)-([0-9A-Za-z]+)-([A-Za-z]+)-([0-9]+)\.wav")
 _CATEGORY = re.compile(r"[a-z][a-z_]*")

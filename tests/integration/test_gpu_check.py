@@ -81,3 +81,35 @@ def test_merge_keeps_other_tasks_and_replaces_the_rerun_one(
 
     gpu_check.main(["--accelerator=cpu", "--precision=32", "--tasks=no_such_task", f"--out={out}"])
     assert [r["task"] for r in json.loads(out.read_text())["tasks"]] == ["no_such_task"]
+
+
+def test_repeat_reproduces_the_weights_and_metrics(gpu_check: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "gpu_check.json"
+    status = gpu_check.main(
+        [
+            "--accelerator=cpu",
+            "--precision=32",
+            "--size=synthetic",
+            "--tasks=sleep_edf",
+            "--train-batches=3",
+            "--val-batches=1",
+            "--loader-batches=2",
+            "--preload-batches=1",
+            "--device-steps=1",
+            "--build-workers=1",
+            f"--workdir={tmp_path / 'runs'}",
+            f"--out={out}",
+            "--repeat",
+        ]
+    )
+    (record,) = json.loads(out.read_text())["tasks"]
+    assert status == 0, record.get("error")
+    assert len(record["weights_sha256"]) == 64
+    assert record["repeat_same_weights"] is True and record["repeat_same_metrics"] is True
+
+
+def test_same_treats_nan_as_equal_and_differences_as_different(gpu_check: ModuleType) -> None:
+    nan = float("nan")
+    assert gpu_check._same({"a": 1.0, "b": nan}, {"a": 1.0, "b": nan})
+    assert not gpu_check._same({"a": 1.0}, {"a": 1.0 + 1e-12})
+    assert not gpu_check._same({"a": 1.0}, {"a": 1.0, "b": 2.0})

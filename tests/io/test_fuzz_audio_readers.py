@@ -23,9 +23,11 @@ from sleepbench.io.icbhi import (
     read_cycles,
     read_demographics,
     read_diagnoses,
+    read_patient_folds,
+)
+from sleepbench.io.icbhi_layout import (
     read_filename_differences,
     read_official_split,
-    read_patient_folds,
 )
 from tests.io.fuzz import FUZZ, fuzz_once, lay_out
 

@@ -18,16 +18,18 @@ from sleepbench.io.icbhi import (
     Cycle,
     IcbhiName,
     check_cycles_within,
-    current_stem,
     cycle_samples,
-    discover_icbhi,
     parse_icbhi_name,
     read_cycles,
     read_demographics,
     read_diagnoses,
+    read_patient_folds,
+)
+from sleepbench.io.icbhi_layout import (
+    current_stem,
+    discover_icbhi,
     read_filename_differences,
     read_official_split,
-    read_patient_folds,
 )
 
 

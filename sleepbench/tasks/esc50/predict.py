@@ -20,9 +20,8 @@ from omegaconf import OmegaConf
 
 from sleepbench.deploy.predict import InputError, NightPrediction, Predictor, envelope, softmax
 from sleepbench.errors import RecordingError
-from sleepbench.io.esc50 import parse_esc50_name
+from sleepbench.io.esc50 import CATEGORIES, parse_esc50_name
 from sleepbench.tasks.esc50.data import CLIP_FS_HZ, read_clip
-from sleepbench.tasks.esc50.synth import CATEGORIES
 
 __all__ = ["Esc50Predictor", "clip_file"]
 

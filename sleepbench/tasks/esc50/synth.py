@@ -33,19 +33,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, sosfilt
 
+from sleepbench.io.esc50 import CATEGORIES
+
 __all__ = ["CATEGORIES", "DEFAULTS", "ESC10", "write_synthetic", "write_synthetic_esc50"]
 
-#: Real category names by target (ESC-50 ``meta/esc50.csv``).
-CATEGORIES = (
-    "dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow",
-    "rain", "sea_waves", "crackling_fire", "crickets", "chirping_birds", "water_drops", "wind",
-    "pouring_water", "toilet_flush", "thunderstorm", "crying_baby", "sneezing", "clapping",
-    "breathing", "coughing", "footsteps", "laughing", "brushing_teeth", "snoring",
-    "drinking_sipping", "door_wood_knock", "mouse_click", "keyboard_typing", "door_wood_creaks",
-    "can_opening", "washing_machine", "vacuum_cleaner", "clock_alarm", "clock_tick",
-    "glass_breaking", "helicopter", "chainsaw", "siren", "car_horn", "engine", "train",
-    "church_bells", "airplane", "fireworks", "hand_saw",
-)  # fmt: skip
 #: Targets flagged ``esc10`` in the real file.
 ESC10 = frozenset({0, 1, 10, 11, 12, 20, 21, 38, 40, 41})
 HEADER = ("filename", "fold", "target", "category", "esc10", "src_file", "take")

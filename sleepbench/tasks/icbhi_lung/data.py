@@ -51,15 +51,13 @@ from sleepbench.errors import RecordingError
 from sleepbench.io.audio import WavInfo, read_wav
 from sleepbench.io.icbhi import (
     CLASSES,
-    IcbhiLayout,
     cycle_samples,
-    discover_icbhi,
     parse_icbhi_name,
     read_cycles,
     read_diagnoses,
-    read_official_split,
     read_patient_folds,
 )
+from sleepbench.io.icbhi_layout import IcbhiLayout, discover_icbhi, read_official_split
 from sleepbench.signal.fix_length import fade_in_out, fix_length
 from sleepbench.signal.resample import resample_to
 

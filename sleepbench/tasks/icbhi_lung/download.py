@@ -28,14 +28,16 @@ from sleepbench.io.audio import wav_info
 from sleepbench.io.icbhi import (
     CLASSES,
     check_cycles_within,
-    discover_icbhi,
     parse_icbhi_name,
     read_cycles,
     read_demographics,
     read_diagnoses,
+    read_patient_folds,
+)
+from sleepbench.io.icbhi_layout import (
+    discover_icbhi,
     read_filename_differences,
     read_official_split,
-    read_patient_folds,
 )
 
 __all__ = [

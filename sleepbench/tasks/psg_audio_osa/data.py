@@ -7,7 +7,7 @@ Per night, into the cache (:func:`preprocess_night`):
    (required: the ROI and TST come from it), respiratory events, session segments;
 2. find the audio channel ``preprocess.channel`` (``Mic``; ``Tracheal``) by label in every part,
    place the parts on the session's timeline and find the gaps
-   (:func:`sleepbench.io.psg_audio.place_parts`);
+   (:func:`sleepbench.io.psg_audio_parts.place_parts`);
 3. stream the night at its own rate (48 kHz on real files), resample block-wise to 16 kHz with
    the polyphase filter, and compute the whole-night log-mel block-wise
    (:func:`sleepbench.signal.mel.night_log_mel`; dB referenced to the night's maximum,
@@ -52,14 +52,8 @@ from sleepbench.config import to_plain
 from sleepbench.data.datamodule import CachedDataModule
 from sleepbench.data.splits import Split, group_kfold, holdout_subjects
 from sleepbench.data.windows import WindowIndex, regular_windows
-from sleepbench.io.psg_audio import (
-    EDF_DIR,
-    NightLayout,
-    discover_nights,
-    place_parts,
-    read_part_info,
-    stream_audio,
-)
+from sleepbench.io.psg_audio import EDF_DIR, discover_nights
+from sleepbench.io.psg_audio_parts import NightLayout, place_parts, read_part_info, stream_audio
 from sleepbench.io.rml import RmlAnnotations, read_rml
 from sleepbench.signal.mel import (
     MEL_FS_HZ,

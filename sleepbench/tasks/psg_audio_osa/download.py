@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sleepbench.errors import RecordingError
-from sleepbench.io.psg_audio import ANNOTATION_SETS, EDF_DIR, discover_nights, read_part_info
+from sleepbench.io.psg_audio import ANNOTATION_SETS, EDF_DIR, discover_nights
+from sleepbench.io.psg_audio_parts import read_part_info
 
 __all__ = ["ACCESS_TEXT", "DATASET", "download_psg_audio", "verify_layout"]
 

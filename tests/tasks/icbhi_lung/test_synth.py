@@ -18,13 +18,15 @@ from sleepbench.io.audio import read_wav
 from sleepbench.io.icbhi import (
     DEVICES,
     LOCATIONS,
-    discover_icbhi,
     parse_icbhi_name,
     read_cycles,
     read_demographics,
     read_diagnoses,
-    read_official_split,
     read_patient_folds,
+)
+from sleepbench.io.icbhi_layout import (
+    discover_icbhi,
+    read_official_split,
 )
 from sleepbench.tasks.icbhi_lung.synth import write_synthetic, write_synthetic_icbhi
 
