@@ -235,6 +235,19 @@ def _gpu(out_dir: Path) -> list[str]:
             f"{r['inference_ms_per_hour']:.1f} | {r['peak_gpu_mem_mb']:,.0f} MB | "
             f"{r['loader_batches_per_s']:.1f} vs {r['device_steps_per_s']:.1f} |"
         )
+    repeat = load("gpu_repeat", out_dir)
+    if repeat:
+        checked = [r for r in repeat["tasks"] if "repeat_same_weights" in r]
+        same = [r["task"] for r in checked if r["repeat_same_weights"] and r["repeat_same_metrics"]]
+        differ = [r["task"] for r in checked if r["task"] not in same]
+        lines += [
+            "",
+            f"Repeat check on the {repeat['environment'].get('gpu', 'CPU')} (`gpu_check.py "
+            "--repeat`, `benchmarks/out/gpu_repeat.json`: the same short bf16 run twice): "
+            f"identical weights and test metrics for {', '.join(same) or 'no task'}"
+            + (f"; different for {', '.join(differ)}" if differ else "")
+            + "; tasks not named were not checked.",
+        ]
     return lines
 
 

@@ -75,3 +75,20 @@ def test_a_gpu_run_is_quoted_with_the_gpu_name(figures, tmp_path: Path) -> None:
         in block
     )
     assert "2,048 MB" in block and "40.0 vs 55.0" in block and "No GPU figure" not in block
+
+
+def test_the_gpu_repeat_check_names_reproduced_and_differing_tasks(
+    figures, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(REPO / "benchmarks" / "out", out)
+    tasks = [
+        {"task": "icbhi_lung", "repeat_same_weights": True, "repeat_same_metrics": True},
+        {"task": "shhs_spo2", "repeat_same_weights": False, "repeat_same_metrics": True},
+        {"task": "esc50", "error": "RuntimeError: boom"},
+    ]
+    payload = {"environment": {"gpu": "NVIDIA H200"}, "tasks": tasks}
+    (out / "gpu_repeat.json").write_text(json.dumps(payload))
+    block = figures.render(out)
+    assert "identical weights and test metrics for icbhi_lung; different for shhs_spo2;" in block
+    assert "esc50" not in block.split("Repeat check")[1]
