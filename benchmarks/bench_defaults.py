@@ -73,6 +73,15 @@ def run_variant(task: str, folder: Path, name: str, overrides: list[str]) -> dic
     }
 
 
+def _commit() -> str:
+    """The repository's commit (``+dirty`` with uncommitted changes): what the defaults were."""
+    repo = Path(__file__).resolve().parent.parent
+    git = ["git", "-C", str(repo)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True, help="registered task name")
@@ -83,7 +92,13 @@ def main() -> None:
         help="NAME=override[,override...] (an empty list runs the default)",
     )
     p.add_argument("--folder", type=Path, help="shared folder (default: a temporary one)")
+    p.add_argument(
+        "--note",
+        default=None,
+        help="what the defaults were when this sweep ran (kept with each of its variants)",
+    )
     args = p.parse_args()
+    stamp = {"commit": _commit(), **({"note": args.note} if args.note else {})}
     ran: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix=f"defaults-{args.task}-") as tmp:
         folder = args.folder or Path(tmp)
@@ -91,9 +106,9 @@ def main() -> None:
             name, _, rest = spec.partition("=")
             overrides = _split_overrides(rest)
             try:
-                ran[name] = run_variant(args.task, folder, name, overrides)
+                ran[name] = {**run_variant(args.task, folder, name, overrides), **stamp}
             except subprocess.CalledProcessError as err:  # one failed variant keeps the sweep
-                ran[name] = {"overrides": overrides, "error": str(err)}
+                ran[name] = {"overrides": overrides, "error": str(err), **stamp}
             print(name, json.dumps(ran[name]), flush=True)
     # this sweep's variants join the earlier ones (same name: replaced); the file is read only
     # now, so a sweep that finished while this one ran keeps its entries
