@@ -3,8 +3,9 @@
 Each task runs as a fresh ``sleepbench bench --task T`` process in an empty folder (its own cache,
 synthetic set, runs and results), so the wall time includes writing the synthetic nights,
 building the cache, training, testing and the peer rows, as a new user meets it. Writes
-``benchmarks/out/end_to_end.json``: per task the wall time in seconds and, per result row
-(the model and its peers), the test metrics the leaderboard shows.
+``benchmarks/out/end_to_end.json``: per task the wall time in seconds, the UTC day it ran
+(``measured``) and, per result row (the model and its peers), the test metrics the leaderboard
+shows.
 
     .venv/bin/python benchmarks/bench_end_to_end.py [--task apnea_ecg ...]
 """
@@ -12,6 +13,7 @@ building the cache, training, testing and the peer rows, as a new user meets it.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import subprocess
 import sys
@@ -45,6 +47,9 @@ def run_task(task: str, extra: list[str]) -> dict[str, Any]:
     keep = {*(spec.headline_metrics or (spec.primary_metric,)), *_EXTRA_METRICS}
     return {
         "wall_s": wall_s,
+        # the day it ran: a partial re-run keeps other days' entries, and the shared 2-core
+        # machines of different sessions differ in speed, so wall times of two days do not add up
+        "measured": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "rows": [
             {
                 "model": row["model"],

@@ -75,7 +75,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "long_cycle_share": 0.01,  # cycles of 8.2-11 s
     "test_share": 0.4,  # share of recordings on the official test side
-    "unannotated_share": 0.1,  # chance of a faint unlabelled crackle / wheeze in a cycle
+    "unannotated_share": 0.04,  # chance of a faint unlabelled crackle / wheeze in a cycle
     # share of the Litt3200 patients whose recordings go to the test side (the real list: 55 of
     # 60); with 0.9 a small set rarely trains on that device at all
     "litt3200_test_share": 0.9,
