@@ -77,9 +77,7 @@ def test_a_gpu_run_is_quoted_with_the_gpu_name(figures, tmp_path: Path) -> None:
     assert "2,048 MB" in block and "40.0 vs 55.0" in block and "No GPU figure" not in block
 
 
-def test_the_gpu_repeat_check_names_reproduced_and_differing_tasks(
-    figures, tmp_path: Path
-) -> None:
+def test_the_gpu_repeat_check_names_reproduced_and_differing_tasks(figures, tmp_path: Path) -> None:
     out = tmp_path / "out"
     shutil.copytree(REPO / "benchmarks" / "out", out)
     tasks = [
