@@ -13,7 +13,8 @@ Reported (SPECS §1.6, §2.5): Pearson r, MAE, ICC(2,1) (two-way random effects,
 agreement, single measurement — Shrout & Fleiss 1979, = McGraw & Wong ICC(A,1); ICC(3,1),
 consistency, is reported beside it), Bland–Altman bias and 95 % limits of agreement
 (``bias ± 1.96·SD`` of the differences, SD with ``ddof=1``), and screening sensitivity,
-specificity and accuracy at each cut-off (positive = index ≥ cut-off). Undefined values (fewer
+specificity and accuracy at each cut-off (positive = index ≥ cut-off), with the counts they rest
+on and the lower ends of their Wilson 95 % intervals (:func:`wilson_low`). Undefined values (fewer
 than two recordings, no reference positives at a cut-off, constant indices) are NaN, so that a
 mean over folds with ``nanmean`` skips them rather than counting a fake 0.
 """
@@ -36,6 +37,7 @@ __all__ = [
     "class_accuracy",
     "icc",
     "per_record_index",
+    "wilson_low",
 ]
 
 _NAN = float("nan")
@@ -50,6 +52,29 @@ def _ratio(num: Tensor, den: Tensor) -> Tensor:
     """``num / den`` as float64, NaN where ``den == 0``."""
     num, den = num.to(torch.float64), den.to(torch.float64)
     return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.full_like(num, _NAN))
+
+
+def wilson_low(successes: Tensor, total: Tensor, z: float = 1.959963984540054) -> Tensor:
+    """Lower end of the Wilson score interval of a proportion (95 % for the default ``z``).
+
+    A proportion over few recordings (a sensitivity at AHI 15 over 4 nights) reads 1.000 as
+    easily as 0.5; the interval's lower end says how little that means (4 of 4: 0.51).
+
+    Args:
+        successes: ``k``, the count of successes.
+        total: ``n``, the count of trials.
+        z: the normal quantile of the interval (1.96: two-sided 95 %).
+
+    Returns:
+        float64 tensor of the lower bound, NaN where ``n == 0``.
+    """
+    k, n = successes.to(torch.float64), total.to(torch.float64)
+    safe_n = torch.where(n > 0, n, 1.0)
+    p = k / safe_n
+    centre = p + z**2 / (2 * safe_n)
+    spread = z * torch.sqrt(p * (1 - p) / safe_n + z**2 / (4 * safe_n**2))
+    low = (centre - spread) / (1 + z**2 / safe_n)
+    return torch.where(n > 0, low.clamp(min=0.0), torch.full_like(low, _NAN))
 
 
 def icc(ratings: Tensor, kind: str = "2,1") -> Tensor:
@@ -138,7 +163,9 @@ def agreement_from_indices(
     Returns:
         float64 0-d CPU tensors: ``n_records``, ``pearson_r``, ``mae``, ``icc`` (ICC(2,1)),
         ``icc_consistency`` (ICC(3,1)), ``ba_bias``, ``ba_loa_low``, ``ba_loa_high`` and for each
-        cut-off ``c`` ``se@c``, ``sp@c``, ``acc@c`` (``c`` formatted with ``:g``, e.g. ``se@5``).
+        cut-off ``c`` ``se@c``, ``sp@c``, ``acc@c``, the reference positives and negatives
+        ``n_pos@c`` / ``n_neg@c`` and the Wilson 95 % lower bounds ``se_low@c`` / ``sp_low@c``
+        (``c`` formatted with ``:g``, e.g. ``se@5``).
     """
     pred, ref = _as_float64(pred_idx), _as_float64(ref_idx)
     if pred.shape != ref.shape:
@@ -156,9 +183,15 @@ def agreement_from_indices(
     out["ba_bias"], out["ba_loa_low"], out["ba_loa_high"] = bland_altman(pred, ref)
     for c in cutoffs:
         pos_p, pos_r = pred >= c, ref >= c
-        out[f"se@{c:g}"] = _ratio((pos_p & pos_r).sum(), pos_r.sum())
-        out[f"sp@{c:g}"] = _ratio((~pos_p & ~pos_r).sum(), (~pos_r).sum())
+        tp, tn = (pos_p & pos_r).sum(), (~pos_p & ~pos_r).sum()
+        n_pos, n_neg = pos_r.sum(), (~pos_r).sum()
+        out[f"se@{c:g}"] = _ratio(tp, n_pos)
+        out[f"sp@{c:g}"] = _ratio(tn, n_neg)
         out[f"acc@{c:g}"] = _ratio((pos_p == pos_r).sum(), torch.tensor(n))
+        out[f"n_pos@{c:g}"] = n_pos.to(torch.float64)
+        out[f"n_neg@{c:g}"] = n_neg.to(torch.float64)
+        out[f"se_low@{c:g}"] = wilson_low(tp, n_pos)
+        out[f"sp_low@{c:g}"] = wilson_low(tn, n_neg)
     if classify is not None:
         out["class_acc"] = class_accuracy(classify(pred), classify(ref))
     return out

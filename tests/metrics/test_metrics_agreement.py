@@ -19,6 +19,7 @@ from sleepbench.metrics import (
     class_accuracy,
     icc,
 )
+from sleepbench.metrics.agreement import wilson_low
 
 # Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges; published ICC(2,1) = .29,
 # ICC(3,1) = .71.
@@ -84,6 +85,24 @@ def test_agreement_matches_references(seed: int, n: int, dtype) -> None:
         for key, expected in ((f"se@{c}", se), (f"sp@{c}", sp), (f"acc@{c}", (pp == rp).mean())):
             got = float(out[key])
             assert (math.isnan(got) and math.isnan(expected)) or got == pytest.approx(expected)
+        assert float(out[f"n_pos@{c}"]) == rp.sum() and float(out[f"n_neg@{c}"]) == (~rp).sum()
+        for key, k, m in (
+            (f"se_low@{c}", (pp & rp).sum(), rp.sum()),
+            (f"sp_low@{c}", (~pp & ~rp).sum(), (~rp).sum()),
+        ):
+            got = float(out[key])
+            if m == 0:
+                assert math.isnan(got)
+            else:
+                low = stats.binomtest(int(k), int(m)).proportion_ci(method="wilson").low
+                assert got == pytest.approx(low, abs=1e-9)
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (4, 4), (3, 7), (0, 9), (50, 100), (99, 100)])
+def test_wilson_low_matches_scipy(k: int, n: int) -> None:
+    expected = stats.binomtest(k, n).proportion_ci(method="wilson").low
+    assert float(wilson_low(torch.tensor(k), torch.tensor(n))) == pytest.approx(expected, abs=1e-9)
+    assert math.isnan(float(wilson_low(torch.tensor(0), torch.tensor(0))))
 
 
 def test_undefined_values_are_nan() -> None:

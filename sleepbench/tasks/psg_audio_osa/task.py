@@ -46,6 +46,9 @@ TASK = Task(
             "ahi_severity_kappa",
             "ahi_se@15",
             "ahi_sp@15",
+            # Wilson 95 % lower bounds: Se / Sp at 15 rest on a handful of nights per fold
+            "ahi_se_low@15",
+            "ahi_sp_low@15",
         ),
     ),
     datamodule_ref="sleepbench.tasks.psg_audio_osa.data:PsgAudioDataModule",
