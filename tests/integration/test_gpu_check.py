@@ -108,8 +108,10 @@ def test_repeat_reproduces_the_weights_and_metrics(gpu_check: ModuleType, tmp_pa
     assert record["repeat_same_weights"] is True and record["repeat_same_metrics"] is True
 
 
-def test_same_treats_nan_as_equal_and_differences_as_different(gpu_check: ModuleType) -> None:
+def test_same_metrics_treats_nan_as_equal_and_differences_as_different(
+    gpu_check: ModuleType,
+) -> None:
     nan = float("nan")
-    assert gpu_check._same({"a": 1.0, "b": nan}, {"a": 1.0, "b": nan})
-    assert not gpu_check._same({"a": 1.0}, {"a": 1.0 + 1e-12})
-    assert not gpu_check._same({"a": 1.0}, {"a": 1.0, "b": 2.0})
+    assert gpu_check.same_metrics({"a": 1.0, "b": nan}, {"a": 1.0, "b": nan})
+    assert not gpu_check.same_metrics({"a": 1.0}, {"a": 1.0 + 1e-12})
+    assert not gpu_check.same_metrics({"a": 1.0}, {"a": 1.0, "b": 2.0})
