@@ -29,6 +29,7 @@ from _common import OUT_DIR, write_json  # noqa: E402
 
 from sleepbench.config import isolated_outputs  # noqa: E402
 from sleepbench.registry import get_spec  # noqa: E402
+from sleepbench.train import git_sha  # noqa: E402
 
 #: kept besides the task's headline metrics (where a row has them): the bar the model must clear,
 #: and the SHHS2 AUROC at AHI 15, a test set large enough to check the SHHS1 one against
@@ -73,15 +74,6 @@ def run_variant(task: str, folder: Path, name: str, overrides: list[str]) -> dic
     }
 
 
-def _commit() -> str:
-    """The repository's commit (``+dirty`` with uncommitted changes): what the defaults were."""
-    repo = Path(__file__).resolve().parent.parent
-    git = ["git", "-C", str(repo)]
-    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run([*git, "status", "--porcelain"], capture_output=True, text=True)
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--task", required=True, help="registered task name")
@@ -98,7 +90,7 @@ def main() -> None:
         help="what the defaults were when this sweep ran (kept with each of its variants)",
     )
     args = p.parse_args()
-    stamp = {"commit": _commit(), **({"note": args.note} if args.note else {})}
+    stamp = {"commit": git_sha(), **({"note": args.note} if args.note else {})}
     ran: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix=f"defaults-{args.task}-") as tmp:
         folder = args.folder or Path(tmp)

@@ -33,13 +33,12 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import butter, sosfilt
 
-from sleepbench.io.esc50 import CATEGORIES
+from sleepbench.io.esc50 import CATEGORIES, ESC50_HEADER
 
 __all__ = ["CATEGORIES", "DEFAULTS", "ESC10", "write_synthetic", "write_synthetic_esc50"]
 
 #: Targets flagged ``esc10`` in the real file.
 ESC10 = frozenset({0, 1, 10, 11, 12, 20, 21, 38, 40, 41})
-HEADER = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
 
 #: ``synthetic:`` keys and their defaults (300 clips, ~25 s of audio per class; ~10 s to write).
 DEFAULTS: dict[str, Any] = {"n_per_class": 6, "seed": 0, "fs_hz": 44100, "clip_s": 5.0}
@@ -312,7 +311,7 @@ def write_synthetic_esc50(root: str | Path, **cfg: Any) -> dict[str, Any]:
     records.sort()
     with open(root / "meta" / "esc50.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
-        w.writerow(HEADER)
+        w.writerow(ESC50_HEADER)
         for name, fold, target, src, take in records:
             w.writerow([name, fold, target, CATEGORIES[target], target in ESC10, src, take])
     per_source = Counter(r[3] for r in records)
