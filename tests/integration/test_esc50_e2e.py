@@ -42,15 +42,27 @@ def test_official_folds_refuse_a_partial_copy(samples_dir: Path, tmp_path: Path)
 
 def test_model_and_peer_rows_on_the_same_real_clips(trained) -> None:
     _, rows = trained
-    assert [r["model"] for r in rows] == ["LSRM (MRINet + HTS-AT)", "HTS-AT (time branch only)"]
-    model, peer = rows
+    assert [r["model"] for r in rows] == [
+        "LSRM (MRINet + HTS-AT)",
+        "log-mel statistics + logistic regression",
+        "HTS-AT (time branch only)",
+    ]
+    model, logmel, peer = rows
     for row in rows:
         assert 0.0 <= row["metrics"]["test/acc"] <= 1.0
         assert row["data"]["synthetic"] is False
         assert row["protocol_tags"]["non_official"] is True
+    for row in (model, peer):
         assert row["protocol_tags"]["pretraining"] == "scratch"
     assert model["data"]["n_records"] == 50  # every sample clip cached, none skipped
-    assert model["data"]["n_test_records"] == peer["data"]["n_test_records"] == 10
+    assert (
+        model["data"]["n_test_records"]
+        == logmel["data"]["n_test_records"]
+        == peer["data"]["n_test_records"]
+        == 10
+    )
+    assert logmel["n_params"] == 3 * 64 * 50 + 50  # coefficients and intercepts, 192 features
+    assert logmel["protocol_tags"]["classifier"] == "logistic regression"
     assert model["protocol_tags"]["branches"] == "both"
     assert peer["protocol_tags"]["branches"] == "time"
     assert peer["n_params"] < model["n_params"]

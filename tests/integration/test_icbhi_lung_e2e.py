@@ -1,5 +1,5 @@
-"""icbhi_lung end to end on a tiny synthetic ICBHI set: train.run -> LSRM row + HTS-AT peer row
-on the same cycles, ICBHI Se/Sp/score overall and per device, the official split tagged not
+"""icbhi_lung end to end on a tiny synthetic ICBHI set: train.run -> LSRM row + log-mel and HTS-AT
+peer rows on the same cycles, ICBHI Se/Sp/score overall and per device, the official split tagged not
 patient-disjoint, and the leaderboard with the published official-split scores of other methods."""
 
 from __future__ import annotations
@@ -32,8 +32,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict]]
 
 def test_model_and_peer_rows_score_the_same_cycles(trained) -> None:
     _, rows = trained
-    assert [r["model"] for r in rows] == ["LSRM (MRINet + HTS-AT)", "HTS-AT (time branch only)"]
-    model, peer = rows
+    assert [r["model"] for r in rows] == [
+        "LSRM (MRINet + HTS-AT)",
+        "log-mel statistics + gradient boosting",
+        "HTS-AT (time branch only)",
+    ]
+    model, logmel, peer = rows
     for row in rows:
         m = row["metrics"]
         assert row["data"]["synthetic"] is True and row["protocol"] == "icbhi_official"
@@ -49,7 +53,12 @@ def test_model_and_peer_rows_score_the_same_cycles(trained) -> None:
     assert (
         model["protocol_tags"]["branches"] == "both" and peer["protocol_tags"]["branches"] == "time"
     )
-    assert model["n_params"] > peer["n_params"] > 0
+    assert model["n_params"] > peer["n_params"] > 0 and logmel["n_params"] > 0
+    # the classical row: fitted on the training cycles, no network tags of the LSRM
+    assert logmel["protocol_tags"]["fitted_on"] == "train"
+    assert logmel["protocol_tags"]["classifier"] == "gradient boosting"
+    assert "branches" not in logmel["protocol_tags"]
+    assert logmel["data"]["cycles"]["test"] == model["data"]["cycles"]["test"]
 
 
 def test_leaderboard_shows_other_methods_on_the_official_split(trained) -> None:

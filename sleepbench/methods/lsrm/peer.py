@@ -1,4 +1,5 @@
-"""The HTS-AT peer: LSRM's time branch alone, trained and tested on exactly the model's data.
+"""The peers of ``icbhi_lung`` and ``esc50`` (:func:`run_peers`); here the HTS-AT peer: LSRM's
+time branch alone, trained and tested on exactly the model's data.
 
 HTS-AT is method 003's strongest competitor in its own table (89.43 % / 97.0 %, SPECS §4.6) and
 LSRM's time branch *is* HTS-AT (Swin Transformer with the token-semantic head). Training it with
@@ -17,11 +18,37 @@ from omegaconf import DictConfig, OmegaConf
 
 from sleepbench.results import RunResult
 
-__all__ = ["PEER_MODEL", "run_htsat_peer"]
+__all__ = ["PEER_MODEL", "run_htsat_peer", "run_peers"]
 
 log = logging.getLogger(__name__)
 
 PEER_MODEL = "HTS-AT (time branch only)"
+
+
+def run_peers(
+    cfg: DictConfig, datamodule: Any, result: RunResult, run_dir: Path
+) -> list[dict[str, Any]]:
+    """``Task.extra_runs`` hook of ``icbhi_lung`` and ``esc50``: the peer rows on the model's data.
+
+    ``peer.logmel`` (default true): log-mel statistics + logistic regression, fitted in seconds
+    (:mod:`~sleepbench.methods.lsrm.logmel_peer`); ``peer.htsat`` (default true): the time
+    branch alone, trained with the model's recipe (:func:`run_htsat_peer`).
+
+    Returns:
+        Their result rows; none when ``peer.enabled`` is false or the run is itself an ablation
+        variant.
+    """
+    from sleepbench.methods.lsrm.logmel_peer import run_logmel_peer
+
+    peer = cfg.get("peer") or {}
+    if not bool(peer.get("enabled", True)) or cfg.get("ablation_variant"):
+        return []
+    rows = []
+    if bool(peer.get("logmel", True)):
+        rows += run_logmel_peer(cfg, datamodule, result, run_dir)
+    if bool(peer.get("htsat", True)):
+        rows += run_htsat_peer(cfg, datamodule, result, run_dir)
+    return rows
 
 
 def run_htsat_peer(

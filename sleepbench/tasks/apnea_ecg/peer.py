@@ -41,6 +41,7 @@ from wfdb import processing
 
 from sleepbench.errors import RecordingError
 from sleepbench.io.apnea_ecg_labels import read_qrs
+from sleepbench.methods.classical import CLASSIFIERS, build_classifier, fitted_size
 from sleepbench.signal.hrv import minute_features
 from sleepbench.tasks.apnea_ecg.data import FS_HZ, minute_samples, read_ecg_record
 from sleepbench.tasks.apnea_ecg.scoring import score_minutes
@@ -48,17 +49,13 @@ from sleepbench.tasks.apnea_ecg.scoring import score_minutes
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "CLASSIFIERS",
     "ClassicalPeer",
-    "build_classifier",
     "peer_model_name",
     "record_features",
     "record_peaks",
     "run_classical_peer",
 ]
 
-#: ``peer.classifier`` -> how the row names it
-CLASSIFIERS = {"logistic": "logistic regression", "gboost": "gradient boosting"}
 DETECTORS = ("auto", "qrs", "xqrs")
 FIT_ON = ("train", "train+val")
 
@@ -173,44 +170,6 @@ def record_features(
     # band powers span decades between records and minutes; a linear model wants their log
     x[:, power] = np.log10(np.maximum(x[:, power], 1e-12))
     return x, tuple(n.replace("power", "log10_power") for n in names), source
-
-
-def build_classifier(kind: str, seed: int) -> Any:
-    """The unfitted scikit-learn pipeline of ``peer.classifier``.
-
-    Args:
-        kind: ``logistic`` or ``gboost``.
-        seed: random state of the gradient boosting (its validation split and binning).
-
-    Returns:
-        A pipeline with ``fit(X, y)`` and ``predict_proba(X)``.
-    """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if kind == "logistic":
-        return Pipeline(
-            [
-                # an all-missing training column stays (as 0), so weights keep their feature names
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                ("scale", StandardScaler()),
-                ("clf", LogisticRegression(class_weight=None, max_iter=1000)),
-            ]
-        )
-    # missing features (too few beats) may mean something; boosting learns where they go
-    return Pipeline([("clf", HistGradientBoostingClassifier(random_state=seed))])
-
-
-def _n_params(pipe: Any) -> int:
-    clf = pipe.named_steps["clf"]
-    if hasattr(clf, "coef_"):
-        return int(clf.coef_.size + clf.intercept_.size)
-    # nodes of all trees: a rough size; the predictors are not public API, hence the fallback
-    trees = getattr(clf, "_predictors", [])
-    return int(sum(len(t.nodes) for it in trees for t in it))
 
 
 def run_classical_peer(
@@ -386,6 +345,6 @@ def run_classical_peer(
         train_s=train_s,
         test_s=test_s,
         hours=len(y_test) / 60.0,
-        n_params=_n_params(pipe),
+        n_params=fitted_size(pipe),
     )
     return [row.to_dict()]

@@ -21,7 +21,9 @@ The audio carries the physiology the task learns from:
   channel hears the breaths louder and the room quieter;
 - staging in the RML (lights-off wake, NREM/REM cycles, brief awakenings, wake at the end),
   ``LightsOff`` / ``LightsOn`` and one session segment; events only in sleep; the severity
-  classes (AHI < 5, 5-15, 15-30, >= 30) are dealt round-robin so all four are present.
+  classes (AHI < 5, 5-15, 15-30, >= 30) are dealt round-robin so all four are present, each
+  night's target AHI drawn across its whole class, so some nights lie near a cut-off, as in a
+  real cohort (the reference class comes from the written RML and may differ from the deal).
 
 Audio is rendered part by part from a per-night plan (breath times, events) by
 :mod:`~sleepbench.tasks.psg_audio_osa.synth_audio`, so even an 8-h 48-kHz night never exists in
@@ -49,7 +51,9 @@ from sleepbench.tasks.psg_audio_osa.synth_audio import Plan, Renderer, render_pa
 __all__ = ["PsgAudioSynthNight", "write_synthetic", "write_synthetic_psg_audio"]
 
 EPOCH_S = 30.0
-_TARGET_AHI = ((0.5, 3.5), (7.0, 12.0), (19.0, 26.0), (36.0, 55.0))
+#: target AHI range (events per hour of sleep) per dealt severity class: each whole class, so that
+#: nights lie near the 5 / 15 / 30 cut-offs (gaps around them made Se / Sp at 15 read 1.000)
+_TARGET_AHI = ((0.0, 5.0), (5.0, 15.0), (15.0, 30.0), (30.0, 55.0))
 _APNEA_TYPES = ("ObstructiveApnea", "CentralApnea", "MixedApnea")
 _START = dt.datetime(2010, 5, 7, 22, 0, 0)
 
