@@ -123,8 +123,8 @@ class MRINet(nn.Module):
         )
         self.transitions = nn.ModuleList(Transition(widths[i], widths[i + 1]) for i in range(3))
         # NHWC conv weights: oneDNN (CPU) and cuDNN then run the convolutions channels-last, the
-        # same function with ~20 % less time per step of the small LSRM on 2 CPU cores
-        # (torch 2.11); .to(device) and load_state_dict keep the layout
+        # same function in less time (inference per clip: benchmarks/bench_lsrm.py);
+        # .to(device) and load_state_dict keep the layout
         self.to(memory_format=torch.channels_last)
 
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,8 @@ def run_peers(
 ) -> list[dict[str, Any]]:
     """``Task.extra_runs`` hook of ``icbhi_lung`` and ``esc50``: the peer rows on the model's data.
 
-    ``peer.logmel`` (default true): log-mel statistics + logistic regression, fitted in seconds
+    ``peer.logmel`` (default true): log-mel statistics + ``peer.classifier`` (logistic
+    regression or gradient boosting), fitted in seconds
     (:mod:`~sleepbench.methods.lsrm.logmel_peer`); ``peer.htsat`` (default true): the time
     branch alone, trained with the model's recipe (:func:`run_htsat_peer`).
 

@@ -120,8 +120,8 @@ class DualStreamCRNN(nn.Module):
             SqueezeExcitation2d(c4, s.se_reduction, bias=False),
         )
         # NHWC conv weights: oneDNN (CPU) and cuDNN then run the conv stack channels-last, the
-        # same function with ~15 % less time per training step and ~60 % less per inference pass
-        # of the small CRNN on 2 CPU cores (torch 2.11); .to(device) and load_state_dict keep it
+        # same function in less time (inference per minute: benchmarks/bench_psg_audio.py);
+        # .to(device) and load_state_dict keep the layout
         self.cnn.to(memory_format=torch.channels_last)
         cnn_dim = c4 * (n_mels // FREQ_REDUCTION)
         self.energy_proj = nn.Sequential(
