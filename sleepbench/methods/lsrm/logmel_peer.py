@@ -171,7 +171,8 @@ def run_logmel_peer(
         seed=int(cfg.get("seed", 0)),
     )
     train_s = time.perf_counter() - t0
-    trainer = build_trainer(peer_cfg, Path(run_dir) / "logmel_peer", module.monitor, "max")
+    out_dir = Path(run_dir) / "logmel_peer"
+    trainer = build_trainer(peer_cfg, out_dir, module.monitor, module.monitor_mode)
     t1 = time.perf_counter()
     logged = trainer.test(module, datamodule=datamodule, verbose=False)
     test_s = time.perf_counter() - t1
