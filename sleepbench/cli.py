@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from sleepbench.errors import RecordingError, UserError
 from sleepbench.registry import get_task, task_names
@@ -79,28 +81,75 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Train + test each task, append result rows, write the leaderboard."""
-    _check_configs(args)  # before the heavy imports: a typo is refused within seconds
-    from sleepbench.ablation import run_ablation, write_ablation_table
-    from sleepbench.config import load_config
-    from sleepbench.leaderboard import write_leaderboard
-    from sleepbench.train import run
-    from sleepbench.wandb_log import log_leaderboard
+    """Train + test each task, append result rows, write the leaderboard.
 
-    rows = []
-    tables = []
-    for name in _tasks(args):
-        cfg = load_config(name, args.overrides)
+    Several tasks on a CPU machine run as concurrent processes (``--jobs``, see
+    :mod:`sleepbench.lanes`); one task, an ablation or a GPU machine runs them one after another.
+    Returns 1 when a task failed (the others still ran and were reported), else 0.
+    """
+    _check_configs(args)  # before the heavy imports: a typo is refused within seconds
+    from sleepbench.config import load_config
+    from sleepbench.lanes import resolve_jobs
+
+    names = _tasks(args)
+    cfgs = {name: load_config(name, args.overrides) for name in names}
+    ablating = any(cfg.ablation for cfg in cfgs.values())
+    try:
+        jobs = 1 if ablating or args.rows_out else resolve_jobs(args.jobs, len(names))
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    failed: list[str] = []
+    tables: list[Path] = []
+    if jobs > 1:
+        from sleepbench.lanes import run_lanes
+
+        log_dir = Path(cfgs[names[0]].output.runs_dir) / "logs"
+        # the costliest first (cost_hint), so that no long task starts last and runs alone
+        order = sorted(names, key=lambda n: -float(cfgs[n].get("cost_hint") or 0.0))
+        by_task = {lane.task: lane for lane in run_lanes(order, args.overrides, jobs, log_dir)}
+        lanes = [by_task[n] for n in names]
+        rows = [row for lane in lanes for row in lane.rows]
+        failed = [f"{lane.task} (log: {lane.log})" for lane in lanes if not lane.ok]
+    else:
+        rows, tables = _bench_in_turn(names, cfgs, args.overrides)
+    if args.rows_out:  # a lane of a parent `bench`: the parent writes the leaderboard
+        Path(args.rows_out).write_text(json.dumps(rows, default=str))
+        return 0
+    if _global_rank() != 0:  # DDP worker processes leave reporting to rank 0
+        return 0
+    _report(cfgs[names[0]], rows, tables)
+    if failed:
+        print(f"sleepbench bench: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _bench_in_turn(
+    names: list[str], cfgs: dict[str, Any], overrides: list[str]
+) -> tuple[list[dict[str, Any]], list[Path]]:
+    """Run the tasks one after another in this process: their rows and ablation tables."""
+    from sleepbench.ablation import run_ablation, write_ablation_table
+    from sleepbench.train import run
+
+    rows: list[dict[str, Any]] = []
+    tables: list[Path] = []
+    for name in names:
+        cfg = cfgs[name]
         if cfg.ablation:
-            variant_rows = run_ablation(name, str(cfg.ablation), args.overrides)
+            variant_rows = run_ablation(name, str(cfg.ablation), overrides)
             out = Path(cfg.output.leaderboard).parent
             tables.append(write_ablation_table(name, str(cfg.ablation), variant_rows, out))
             rows += variant_rows
         else:
-            rows += run(name, args.overrides)
-    if _global_rank() != 0:  # DDP worker processes leave reporting to rank 0
-        return 0
-    cfg = load_config(_tasks(args)[0], args.overrides)
+            rows += run(name, overrides)
+    return rows, tables
+
+
+def _report(cfg: Any, rows: list[dict[str, Any]], tables: list[Path]) -> None:
+    """Write the leaderboard (+ W&B table) and print each new row's test metrics."""
+    from sleepbench.leaderboard import write_leaderboard
+    from sleepbench.wandb_log import log_leaderboard
+
     results = Path(cfg.output.results)
     board = write_leaderboard(results, Path(cfg.output.leaderboard))
     log_leaderboard(cfg)  # a W&B table of its own when logger.wandb=true; nothing otherwise
@@ -115,7 +164,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(f"leaderboard: {board.resolve()} (+ {board.with_suffix('.html').name})")
     for table in tables:
         print(f"ablation table: {table.resolve()}")
-    return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -259,6 +307,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--task", action="append", help="task name (repeatable; default: all)")
         if name == "synth":
             sp.add_argument("--out", required=True, help="output folder")
+        if name == "bench":
+            sp.add_argument(
+                "--jobs",
+                default="auto",
+                help="tasks run at once (auto: one per CPU core on a machine without a GPU, "
+                "the cores shared out; 1: one after another)",
+            )
+            sp.add_argument("--rows-out", help=argparse.SUPPRESS)  # a lane's rows, for its parent
         sp.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. trainer.max_epochs=5")
         sp.set_defaults(fn=fn)
     lb = sub.add_parser("leaderboard", help="rewrite the leaderboard from the results store")

@@ -90,3 +90,26 @@ def test_the_gpu_repeat_check_names_reproduced_and_differing_tasks(figures, tmp_
     block = figures.render(out)
     assert "identical weights and test metrics for icbhi_lung; different for shhs_spo2;" in block
     assert "esc50" not in block.split("Repeat check")[1]
+
+
+def test_the_end_to_end_block_quotes_the_whole_bench_and_its_lanes(figures, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(REPO / "benchmarks" / "out", out)
+    row = {"model": "M", "protocol": "p", "synthetic": True, "metrics": {"acc": 0.75}}
+    tasks = {"a": {"wall_s": 61.0, "measured": "2026-12-04", "rows": [row]}}
+    bench = {"wall_s": 1234.4, "measured": "2026-12-04", "tasks": ["a", "b"], "jobs": 2,
+             "threads_per_task": 1}  # fmt: skip
+    machine = {"cpu": "x86_64", "cpu_count": 2, "torch": "2.11.0"}
+    payload = {
+        "benchmark": "end_to_end",
+        "machine": machine,
+        "figures": {"bench": bench, "tasks": tasks},
+    }
+    (out / "end_to_end.json").write_text(json.dumps(payload))
+    text = figures.render(out)
+    assert "| a | 1 min 01 s | M | acc 0.750 |" in text
+    assert "All 2 tasks in one `sleepbench bench` (2 tasks at a time, 1 CPU thread(s) each" in text
+    assert "20 min 34 s (2026-12-04)" in text
+    payload["figures"]["bench"] = None  # only partial re-runs so far
+    (out / "end_to_end.json").write_text(json.dumps(payload))
+    assert "No whole-bench time yet" in figures.render(out)

@@ -18,7 +18,7 @@ import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler
 
 from sleepbench.cache.build import PreprocessFn, SourceRecord, build_cache
 from sleepbench.cache.lock import file_lock
@@ -191,6 +191,11 @@ class CachedDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: WindowDataset, train: bool) -> DataLoader:
         sampler = self.train_sampler(dataset) if train else None
+        per_epoch = self.cfg.data.get("train_windows_per_epoch")
+        if train and sampler is None and per_epoch is not None and int(per_epoch) < len(dataset):
+            # a fresh random subset each epoch (torch draws randperm(n)[:per_epoch]): shorter
+            # epochs, so validation and the plateau schedule act more often on a CPU budget
+            sampler = RandomSampler(dataset, num_samples=int(per_epoch))
         if (
             not train
             and dist.is_available()

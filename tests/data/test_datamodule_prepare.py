@@ -113,3 +113,27 @@ def test_a_held_cache_lock_times_out_naming_its_holder(tmp_path: Path) -> None:
         assert dm.cache_file is None
     finally:
         os.close(fd)
+
+
+def test_train_windows_per_epoch_draws_a_fresh_subset_each_epoch(tmp_path: Path) -> None:
+    dm = ToyDataModule(config(tmp_path, train_windows_per_epoch=2))
+    dm.setup("fit")
+    assert len(dm.train_set) == 4
+    loader = dm.train_dataloader()
+    assert len(loader.sampler) == 2
+    epochs = [sorted(int(i) for i in loader.sampler) for _ in range(12)]
+    assert all(len(set(e)) == 2 and set(e) <= set(range(4)) for e in epochs)  # no repeats
+    assert len({tuple(e) for e in epochs}) > 1  # a new draw per epoch, not a fixed subset
+    assert sum(len(b["y"]) for b in loader) == 2
+    # validation always sees every window
+    assert sum(len(b["y"]) for b in dm.val_dataloader()) == len(dm.val_set)
+
+
+def test_train_windows_per_epoch_off_or_at_least_the_set_keeps_every_window(
+    tmp_path: Path,
+) -> None:
+    for n in (None, 4, 10):
+        (tmp_path / str(n)).mkdir()
+        dm = ToyDataModule(config(tmp_path / str(n), train_windows_per_epoch=n))
+        dm.setup("fit")
+        assert sum(len(b["y"]) for b in dm.train_dataloader()) == 4
