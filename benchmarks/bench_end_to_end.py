@@ -71,6 +71,8 @@ def run_bench(tasks: list[str], jobs: str, extra: list[str]) -> dict[str, Any]:
         figures[task] = {
             # one task alone (no lanes): the whole run is that task's time
             "wall_s": lane_wall.get(task, wall_s),
+            # false: it ran alone (a partial re-run of one task), not beside another task
+            "in_lane": task in lane_wall,
             # the day it ran: the shared 2-core machines of different sessions differ in speed
             "measured": day,
             "rows": [_row(r, keep) for r in rows if r["task"] == task],

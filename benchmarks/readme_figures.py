@@ -197,6 +197,8 @@ def _end_to_end(out_dir: Path) -> list[str]:
     days = {e.get("measured", "an earlier session") for e in tasks.values()}
     for task, entry in sorted(tasks.items()):
         day = f" ({entry.get('measured', 'an earlier session')})" if len(days) > 1 else ""
+        if bench and bench["jobs"] > 1 and not entry.get("in_lane", True):
+            day += ", re-run alone"
         for i, row in enumerate(entry["rows"]):
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(row["metrics"].items()))
             when = f"{_min_s(entry['wall_s'])}{day}" if i == 0 else ""

@@ -134,7 +134,7 @@ def _pump(task: str, stream: TextIO, log_file: TextIO, echo: Callable[[str], Non
 
 
 def _tail(path: Path, n: int = _TAIL_LINES) -> str:
-    lines = path.read_text(errors="replace").splitlines()
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     return "\n".join(f"    {line}" for line in lines[-n:])
 
 
@@ -182,12 +182,15 @@ def run_lanes(
                     task = pending.pop(0)
                     rows_out = Path(tmp) / f"{task}.json"
                     log_path = log_dir / f"{task}.log"
-                    log_file = log_path.open("w")
+                    log_file = log_path.open("w", encoding="utf-8")
                     proc = subprocess.Popen(
                         command(task, overrides, rows_out),
                         stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT,
-                        text=True,
+                        # UTF-8 whatever the locale (Lightning prints emoji): a decoding error
+                        # would stop the pump and leave the child blocked on a full pipe
+                        encoding="utf-8",
+                        errors="replace",
                         env=env,
                     )
                     pump = threading.Thread(

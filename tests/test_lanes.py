@@ -22,7 +22,7 @@ _CHILD = r"""
 import json, os, sys, time
 task, rows_out, stamp = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.time()
-print("Lightning noise that stays in the log")
+print("Lightning noise that stays in the log \U0001f4a1")  # an emoji, as Lightning prints
 print(f"2026-01-01 00:00:00,000 INFO sleepbench: {task} epoch 1/1")
 time.sleep(0.6)
 with open(stamp, "w") as fh:

@@ -110,6 +110,9 @@ def test_the_end_to_end_block_quotes_the_whole_bench_and_its_lanes(figures, tmp_
     assert "| a | 1 min 01 s | M | acc 0.750 |" in text
     assert "All 2 tasks in one `sleepbench bench` (2 tasks at a time, 1 CPU thread(s) each" in text
     assert "20 min 34 s (2026-12-04)" in text
+    tasks["a"]["in_lane"] = False  # a partial re-run of one task, alone
+    (out / "end_to_end.json").write_text(json.dumps(payload))
+    assert "| a | 1 min 01 s, re-run alone | M |" in figures.render(out)
     payload["figures"]["bench"] = None  # only partial re-runs so far
     (out / "end_to_end.json").write_text(json.dumps(payload))
     assert "No whole-bench time yet" in figures.render(out)
