@@ -32,12 +32,15 @@ def _tasks(args: argparse.Namespace) -> list[str]:
     return names
 
 
-def _check_configs(args: argparse.Namespace) -> None:
-    """Compose every selected task's config first: a typo fails before any task runs."""
+def _check_configs(args: argparse.Namespace) -> dict[str, Any]:
+    """Compose every selected task's config first: a typo fails before any task runs.
+
+    Returns:
+        The composed configs by task name, in the order the tasks were given.
+    """
     from sleepbench.config import load_config
 
-    for name in _tasks(args):
-        load_config(name, args.overrides)
+    return {name: load_config(name, args.overrides) for name in _tasks(args)}
 
 
 def _global_rank() -> int:
@@ -87,12 +90,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     :mod:`sleepbench.lanes`); one task, an ablation or a GPU machine runs them one after another.
     Returns 1 when a task failed (the others still ran and were reported), else 0.
     """
-    _check_configs(args)  # before the heavy imports: a typo is refused within seconds
-    from sleepbench.config import load_config
+    cfgs = _check_configs(args)  # before the heavy imports: a typo is refused within seconds
     from sleepbench.lanes import resolve_jobs
 
-    names = _tasks(args)
-    cfgs = {name: load_config(name, args.overrides) for name in names}
+    names = list(cfgs)
     ablating = any(cfg.ablation for cfg in cfgs.values())
     try:
         jobs = 1 if ablating or args.rows_out else resolve_jobs(args.jobs, len(names))

@@ -18,12 +18,13 @@ import numpy as np
 import torch.distributed as dist
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader, RandomSampler, Sampler
+from torch.utils.data import DataLoader, Sampler
 
 from sleepbench.cache.build import PreprocessFn, SourceRecord, build_cache
 from sleepbench.cache.lock import file_lock
 from sleepbench.cache.store import CacheStore
 from sleepbench.config import default_cache_dir, to_plain
+from sleepbench.data.samplers import RandomSubsetSampler
 from sleepbench.data.splits import Split, split_file, stored_split
 from sleepbench.data.windows import WindowDataset, WindowIndex
 from sleepbench.progress import progress_bar_wanted
@@ -193,9 +194,9 @@ class CachedDataModule(pl.LightningDataModule):
         sampler = self.train_sampler(dataset) if train else None
         per_epoch = self.cfg.data.get("train_windows_per_epoch")
         if train and sampler is None and per_epoch is not None and int(per_epoch) < len(dataset):
-            # a fresh random subset each epoch (torch draws randperm(n)[:per_epoch]): shorter
-            # epochs, so validation and the plateau schedule act more often on a CPU budget
-            sampler = RandomSampler(dataset, num_samples=int(per_epoch))
+            # a fresh random subset each epoch: shorter epochs, so validation and the plateau
+            # schedule act more often on a CPU budget
+            sampler = RandomSubsetSampler(len(dataset), int(per_epoch))
         if (
             not train
             and dist.is_available()

@@ -1,4 +1,4 @@
-"""Samplers shared by tasks with skewed classes."""
+"""Training samplers shared by tasks: class-balanced draws, and a random subset per epoch."""
 
 from __future__ import annotations
 
@@ -59,3 +59,32 @@ class ClassBalancedSampler(Sampler[int]):
         for c, u in zip(cls, pick):
             members = self.members[c]
             yield int(members[min(int(u * len(members)), len(members) - 1)])
+
+
+class RandomSubsetSampler(Sampler[int]):
+    """A fresh random ``num_samples`` of the ``n`` windows each epoch, without repeats.
+
+    Draws exactly as ``RandomSampler(..., num_samples=num_samples)`` (torch's global generator
+    seeds each epoch's permutation, so ``seed_everything`` makes them reproducible), but is not
+    one: Lightning swaps a plain ``RandomSampler`` for a ``DistributedSampler`` over the whole
+    dataset under DDP, which would silently train whole epochs; any other sampler it wraps, so
+    the ranks split this epoch's subset.
+
+    Args:
+        n: windows in the dataset.
+        num_samples: windows per epoch, ``1 <= num_samples <= n``.
+    """
+
+    def __init__(self, n: int, num_samples: int) -> None:
+        if not 1 <= num_samples <= n:
+            raise ValueError(
+                f"RandomSubsetSampler: num_samples must lie in [1, {n}], got {num_samples}"
+            )
+        self._draw = torch.utils.data.RandomSampler(range(n), num_samples=num_samples)
+        self.num_samples = num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._draw)
+
+    def __len__(self) -> int:
+        return self.num_samples

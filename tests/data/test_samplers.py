@@ -1,12 +1,15 @@
-"""ClassBalancedSampler: classes drawn uniformly (or by count ** power), ignored ones never."""
+"""ClassBalancedSampler: classes drawn uniformly (or by count ** power), ignored ones never.
+RandomSubsetSampler: RandomSampler's draws, kept (split across ranks) under Lightning's DDP."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.trainer.connectors.data_connector import _get_distributed_sampler
+from torch.utils.data import DataLoader, RandomSampler
 
-from sleepbench.data.samplers import ClassBalancedSampler
+from sleepbench.data.samplers import ClassBalancedSampler, RandomSubsetSampler
 
 
 def skewed_labels() -> np.ndarray:
@@ -82,3 +85,30 @@ def test_power_draws_classes_by_count_to_that_power(power: float) -> None:
 def test_power_outside_zero_to_one_is_an_error() -> None:
     with pytest.raises(ValueError, match="power"):
         ClassBalancedSampler([0, 1], power=1.5)
+
+
+def test_random_subset_draws_as_random_sampler_does() -> None:
+    sampler = RandomSubsetSampler(40, 12)
+    torch.manual_seed(3)
+    ours = [list(sampler) for _ in range(3)]
+    torch.manual_seed(3)
+    reference = RandomSampler(range(40), num_samples=12)
+    assert ours == [list(reference) for _ in range(3)]  # same windows, epoch after epoch
+    assert len(sampler) == 12 and all(len(set(e)) == 12 for e in ours)
+    assert len({tuple(e) for e in ours}) == 3  # a fresh subset each epoch
+    with pytest.raises(ValueError, match="num_samples"):
+        RandomSubsetSampler(5, 6)
+
+
+def test_lightning_ddp_keeps_the_subset_and_splits_it_across_ranks() -> None:
+    loader = DataLoader(list(range(40)), batch_size=4, sampler=RandomSubsetSampler(40, 12))
+    ranks = [
+        _get_distributed_sampler(loader, shuffle=True, overfit_batches=0, num_replicas=2, rank=r)
+        for r in (0, 1)
+    ]
+    assert [len(s) for s in ranks] == [6, 6]  # a plain RandomSampler would give 20 each
+    torch.manual_seed(0)
+    first = list(ranks[0])
+    torch.manual_seed(0)
+    second = list(ranks[1])
+    assert not set(first) & set(second)  # the ranks train disjoint windows of one subset
